@@ -1,0 +1,53 @@
+"""Registered architectures. Only registrations live here; the layers are in
+`spacy_medner.ml`."""
+from typing import List, Optional
+
+from spacy.tokens import Doc
+from spacy.util import registry
+from thinc.api import Model
+from thinc.types import Floats2d
+
+from .ml.embed import CharEmbed
+from .ml.encoder import SequenceEncoder
+from .ml.tagger import EntityTagger
+
+
+@registry.architectures("spacy_medner.CharEmbed.v1")
+def char_embed_v1(width: int = 64, bigram_width: int = 32, rows: int = 10000, bigram_rows: int = 50000) -> Model[List[Doc], List[Floats2d]]:
+    """Hashed character + left/right bigram embeddings (output width
+    `width + 2 * bigram_width`). A complete token encoder for Chinese without
+    pretrained weights."""
+    return CharEmbed(width, bigram_width, rows, bigram_rows)
+
+
+@registry.architectures("spacy_medner.SequenceEncoder.v1")
+def sequence_encoder_v1(
+    tok2vec: Model[List[Doc], List[Floats2d]],
+    rnn: Optional[str] = "gru",
+    rnn_width: int = 256,
+    rnn_depth: int = 1,
+    attention: Optional[str] = None,
+    attention_heads: int = 4,
+    attention_window: int = 128,
+    residual: bool = False,
+    layer_norm: bool = False,
+    dropout: float = 0.2,
+) -> Model[List[Doc], List[Floats2d]]:
+    """BiGRU/BiLSTM (`rnn`: "gru", "lstm" or null) and attention (`attention`:
+    "mha", "additive" or null) on any token encoder: an inline tok2vec,
+    `spacy.Tok2VecListener.v1` or `spacy-transformers.TransformerListener.v1`.
+    `rnn_width` is both directions together. `attention_window` bounds the
+    attention span (0 = full attention, quadratic in length)."""
+    return SequenceEncoder(
+        tok2vec, rnn, rnn_width, rnn_depth, attention, attention_heads, attention_window, residual, layer_norm, dropout
+    )
+
+
+@registry.architectures("spacy_medner.EntityTagger.v1")
+def entity_tagger_v1(
+    encoder: Model[List[Doc], List[Floats2d]], decoder: str = "crf", nO: Optional[int] = None
+) -> Model[List[Doc], List[Floats2d]]:
+    """Linear projection to tag scores, decoded by a constrained CRF
+    (`decoder = "crf"`) or a constrained softmax (`"softmax"`, the papers'
+    "FC" head). `nO` (the number of tags) is set by the component."""
+    return EntityTagger(encoder, decoder, nO)

@@ -1,0 +1,119 @@
+"""Tag decoders as torch modules: a constrained linear-chain CRF and a
+constrained softmax ("FC") head.
+
+Both share one loss for full *and* partial annotation. `gold` is a (B, T, K)
+bool mask of the tags each token may take: one tag for an annotated token, all
+tags for a token whose annotation is missing. The loss is
+-log P(any path consistent with gold), so a missing token is marginalised over
+instead of being read as "O".
+
+The tag scheme's illegal moves (O→I-X, B-X→I-Y, ...) are fixed masks stored as
+buffers. In the CRF they are applied to pytorch-crf's transition parameters
+through `torch.nn.utils.parametrize`, so training (the partition function) and
+decoding both only ever see legal paths, and the forbidden entries receive no
+gradient.
+"""
+from typing import Optional, Tuple
+
+import numpy
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+from torchcrf import CRF
+
+from .viterbi import viterbi_decode
+
+# Finite stand-in for -inf in the forward algorithm: a real -inf turns the
+# gradient of an all-forbidden logsumexp into NaN.
+FORBIDDEN = -1.0e4
+
+
+class _Constrain(nn.Module):
+    def __init__(self, allowed: torch.Tensor):
+        super().__init__()
+        # The decoder's own buffer, shared: saved once, under the decoder.
+        self.register_buffer("allowed", allowed, persistent=False)
+
+    def forward(self, weights: torch.Tensor) -> torch.Tensor:
+        return weights.masked_fill(~self.allowed, FORBIDDEN)
+
+
+class TagDecoder(nn.Module):
+    """Decoder over emissions (B, T, K). `kind` is "crf" or "softmax".
+
+    Built lazily by `build(n_tags)`: the tag set is only known once the
+    component has seen its labels. `sizes` records what it was built with, so
+    that a saved decoder can be rebuilt before its weights are loaded.
+    """
+
+    def __init__(self, kind: str = "crf"):
+        super().__init__()
+        if kind not in ("crf", "softmax"):
+            raise ValueError(
+                f"[spacy_medner] Unknown decoder {kind!r} (option 'decoder'). Use 'crf' or 'softmax'."
+            )
+        self.kind = kind
+        self.sizes: Optional[dict] = None
+
+    def build(self, n_tags: int) -> None:
+        self.sizes = {"n_tags": n_tags}
+        ones = torch.ones(n_tags, dtype=torch.bool)
+        self.register_buffer("allowed_start", ones.clone())
+        self.register_buffer("allowed_transitions", torch.ones(n_tags, n_tags, dtype=torch.bool))
+        self.register_buffer("allowed_end", ones.clone())
+        if self.kind == "crf":
+            self.crf = CRF(n_tags, batch_first=True)
+            constraints = {
+                "start_transitions": self.allowed_start,
+                "transitions": self.allowed_transitions,
+                "end_transitions": self.allowed_end,
+            }
+            for name, allowed in constraints.items():
+                parametrize.register_parametrization(self.crf, name, _Constrain(allowed))
+
+    def set_constraints(self, start: numpy.ndarray, transitions: numpy.ndarray, end: numpy.ndarray) -> None:
+        for buf, value in (
+            (self.allowed_start, start),
+            (self.allowed_transitions, transitions),
+            (self.allowed_end, end),
+        ):
+            buf.copy_(torch.as_tensor(value, dtype=torch.bool))
+
+    def _scores(self, emissions: torch.Tensor) -> torch.Tensor:
+        if self.kind == "softmax":
+            return emissions.log_softmax(dim=-1)
+        return emissions
+
+    def _constrained(self) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(start, transitions, end) with illegal moves at -inf, for decoding."""
+        if self.kind == "crf":
+            weights = (self.crf.start_transitions, self.crf.transitions, self.crf.end_transitions)
+        else:
+            weights = (
+                self.allowed_start.new_zeros(self.allowed_start.shape, dtype=torch.float),
+                self.allowed_transitions.new_zeros(self.allowed_transitions.shape, dtype=torch.float),
+                self.allowed_end.new_zeros(self.allowed_end.shape, dtype=torch.float),
+            )
+        allowed = (self.allowed_start, self.allowed_transitions, self.allowed_end)
+        return tuple(w.masked_fill(~a, float("-inf")) for w, a in zip(weights, allowed))
+
+    def log_likelihood(self, emissions: torch.Tensor, mask: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
+        """Per-sequence log P(gold-consistent paths), shape (B,). Rows of `mask`
+        must be non-empty prefixes."""
+        scores = self._scores(emissions)
+        if self.kind == "softmax":
+            # Independent tokens: log of the probability mass on allowed tags.
+            token_ll = scores.masked_fill(~gold, float("-inf")).logsumexp(dim=-1)
+            return token_ll.masked_fill(~mask, 0.0).sum(dim=1)
+        # pytorch-crf's forward algorithm, over the full lattice and over the
+        # gold-consistent lattice (forbidden tags pushed to FORBIDDEN).
+        by_time = scores.transpose(0, 1)
+        mask_t = mask.transpose(0, 1)
+        log_z = self.crf._compute_normalizer(by_time, mask_t)
+        gold_scores = by_time.masked_fill(~gold.transpose(0, 1), FORBIDDEN)
+        return self.crf._compute_normalizer(gold_scores, mask_t) - log_z
+
+    def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        start, transitions, end = self._constrained()
+        tags, _ = viterbi_decode(self._scores(emissions), mask, start, transitions, end)
+        return tags

@@ -1,0 +1,52 @@
+"""Character + character-bigram embeddings: the token encoder of the CPU
+default, which has no pretrained weights.
+
+For Chinese NER without a pretrained model, bigrams carry much of the word
+information that single characters lack (Zhang & Yang 2018; the papers'
+BiGRU-CRF baselines). Each token (a character, with spaCy's `zh` "char"
+segmenter) is embedded from its NORM, the bigram with its left neighbour and
+the bigram with its right neighbour, using hashed tables so that no
+vocabulary has to be built or stored.
+"""
+from typing import List
+
+import numpy
+from spacy.attrs import NORM
+from spacy.tokens import Doc
+from thinc.api import HashEmbed, Model, chain, concatenate, with_array
+from thinc.types import Floats2d, Ints2d
+
+# Sentinels for the missing neighbour at either end of a doc.
+_BOS = numpy.uint64(0x2545F4914F6CDD1D)
+_EOS = numpy.uint64(0x9E3779B97F4A7C15)
+_MIX = numpy.uint64(0x100000001B3)
+
+
+def char_ngram_ids() -> Model[List[Doc], List[Ints2d]]:
+    return Model("char_ngram_ids", _ids_forward)
+
+
+def _ids_forward(model: Model, docs: List[Doc], is_train: bool):
+    out = []
+    with numpy.errstate(over="ignore"):
+        for doc in docs:
+            chars = doc.to_array(NORM).astype(numpy.uint64).reshape(-1)
+            prev = numpy.concatenate([[_BOS], chars[:-1]]) if len(chars) else chars
+            nxt = numpy.concatenate([chars[1:], [_EOS]]) if len(chars) else chars
+            left = (prev * _MIX) ^ chars
+            right = (chars * _MIX) ^ nxt
+            out.append(model.ops.asarray(numpy.stack([chars, left, right], axis=1), dtype="uint64"))
+    return out, lambda d: []
+
+
+def CharEmbed(width: int, bigram_width: int, rows: int, bigram_rows: int) -> Model[List[Doc], List[Floats2d]]:
+    """Output width is `width + 2 * bigram_width` (0 disables bigrams)."""
+    tables = [HashEmbed(width, rows, column=0, seed=11)]
+    if bigram_width > 0:
+        tables.append(HashEmbed(bigram_width, bigram_rows, column=1, seed=12))
+        tables.append(HashEmbed(bigram_width, bigram_rows, column=2, seed=13))
+    model = chain(char_ngram_ids(), with_array(concatenate(*tables)))
+    model.set_dim("nO", width + 2 * bigram_width if bigram_width > 0 else width)
+    for i, table in enumerate(tables):
+        model.set_ref(f"embed_{i}", table)
+    return model

@@ -1,0 +1,206 @@
+"""The `crf_ner` component: a sequence tagger that sets `doc.ents`.
+
+Missing annotation: a gold token with no entity annotation (spaCy's
+`ent_iob == 0`, e.g. a doc whose `ents` were never set, or tokens that don't
+align with the reference tokenization) is *marginalised*: the loss sums over
+every legal tag sequence that agrees with the annotated tokens. It is never
+read as "O". Converters set "O" explicitly on annotated records.
+"""
+from itertools import islice
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
+
+import numpy
+from spacy.attrs import IS_SPACE
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc, Span
+from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.util import registry
+from spacy.vocab import Vocab
+from thinc.api import Config, Model, set_dropout_rate
+
+from .. import architectures  # noqa: F401  (registers the architectures used below)
+from .. import tags as tag_schemes
+from ..ml.tagger import decode, decoder_loss, set_tag_scheme
+
+DEFAULT_MODEL_CONFIG = """
+[model]
+@architectures = "spacy_medner.EntityTagger.v1"
+decoder = "crf"
+nO = null
+
+[model.encoder]
+@architectures = "spacy_medner.SequenceEncoder.v1"
+rnn = "gru"
+rnn_width = 256
+rnn_depth = 1
+attention = null
+attention_heads = 4
+attention_window = 128
+residual = false
+layer_norm = false
+dropout = 0.2
+
+[model.encoder.tok2vec]
+@architectures = "spacy_medner.CharEmbed.v1"
+width = 64
+bigram_width = 32
+rows = 10000
+bigram_rows = 50000
+"""
+DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
+
+
+@Language.factory(
+    "crf_ner",
+    assigns=["doc.ents", "token.ent_iob", "token.ent_type"],
+    default_config={
+        "model": DEFAULT_MODEL,
+        "scheme": "BIOES",
+        "scorer": {"@scorers": "spacy.ner_scorer.v1"},
+    },
+    default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
+)
+def make_crf_ner(nlp: Language, name: str, model: Model, scheme: str, scorer: Optional[Callable]) -> "CRFEntityRecognizer":
+    return CRFEntityRecognizer(nlp.vocab, model, name, scheme=scheme, scorer=scorer)
+
+
+class CRFEntityRecognizer(TrainablePipe):
+    def __init__(self, vocab: Vocab, model: Model, name: str = "crf_ner", *, scheme: str = "BIOES", scorer: Optional[Callable] = None):
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.scorer = scorer
+        self.cfg: Dict = {"labels": [], "scheme": tag_schemes.check_scheme(scheme)}
+
+    # Labels and tags -------------------------------------------------------
+
+    @property
+    def labels(self) -> tuple:
+        return tuple(self.cfg["labels"])
+
+    @property
+    def label_data(self) -> tuple:
+        return self.labels
+
+    @property
+    def tag_names(self) -> List[str]:
+        return tag_schemes.tag_names(self.labels, self.cfg["scheme"])
+
+    def add_label(self, label: str) -> int:
+        if not isinstance(label, str):
+            raise ValueError(f"[spacy_medner] Labels must be strings, got {label!r}.")
+        if label in self.cfg["labels"]:
+            return 0
+        if self.model.get_ref("decoder").get_dim("nO") is not None:
+            raise ValueError(
+                f"[spacy_medner] Cannot add label {label!r} to '{self.name}' after it was initialized: "
+                "the tag set fixes the model's output size. Give all labels before nlp.initialize()."
+            )
+        self.cfg["labels"] = sorted(self.cfg["labels"] + [label])
+        return 1
+
+    def initialize(self, get_examples: Callable[[], Iterable[Example]], *, nlp: Optional[Language] = None, labels: Optional[Sequence[str]] = None) -> None:
+        validate_get_examples(get_examples, "CRFEntityRecognizer.initialize")
+        if labels is not None:
+            found = set(labels)
+        else:
+            found = set(self.labels)
+            for eg in get_examples():
+                found.update(ent.label_ for ent in eg.reference.ents)
+        if not found:
+            raise ValueError(
+                f"[spacy_medner] '{self.name}' found no entity labels in the training examples and "
+                "none were given. Check that the training docs have doc.ents set."
+            )
+        self.cfg["labels"] = sorted(found)
+        set_tag_scheme(self.model.get_ref("decoder"), self.tag_names, self.cfg["scheme"])
+        sample = [eg.predicted for eg in islice(get_examples(), 10)]
+        self.model.initialize(X=sample)
+
+    # Prediction -------------------------------------------------------------
+
+    def predict(self, docs: Iterable[Doc]) -> List[numpy.ndarray]:
+        docs = list(docs)
+        emissions = self.model.predict(docs)
+        return [self.model.ops.to_numpy(ids) for ids in decode(self.model.get_ref("decoder"), emissions)]
+
+    def set_annotations(self, docs: Iterable[Doc], tag_ids: List[numpy.ndarray]) -> None:
+        decoder = _TagTable(self.tag_names, self.cfg["scheme"])
+        for doc, ids in zip(docs, tag_ids):
+            spans = decoder.spans(ids)
+            if len(spans):
+                is_space = doc.to_array(IS_SPACE).astype(bool)
+                spans = _strip_whitespace(spans, is_space)
+            doc.set_ents([Span(doc, s, e, label=self.labels[l]) for s, e, l in spans], default="outside")
+
+    # Training ---------------------------------------------------------------
+
+    def update(self, examples: Iterable[Example], *, drop: float = 0.0, sgd=None, losses: Optional[Dict[str, float]] = None) -> Dict[str, float]:
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, "CRFEntityRecognizer.update")
+        if not any(len(eg.predicted) for eg in examples):
+            return losses
+        set_dropout_rate(self.model, drop)
+        emissions, backprop = self.model.begin_update([eg.predicted for eg in examples])
+        loss, d_emissions = self.get_loss(examples, emissions)
+        backprop(d_emissions)
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        return losses
+
+    def get_loss(self, examples: Iterable[Example], emissions) -> tuple:
+        validate_examples(examples, "CRFEntityRecognizer.get_loss")
+        index = tag_schemes.tag_index(self.tag_names)
+        scheme = self.cfg["scheme"]
+        gold = []
+        for eg in examples:
+            allowed = numpy.ones((len(eg.predicted), len(index)), dtype=bool)
+            for i, biluo in enumerate(eg.get_aligned_ner()):
+                tag = tag_schemes.from_biluo(biluo, scheme)
+                # A label the component doesn't know is unannotated for it.
+                if tag is not None and tag in index:
+                    allowed[i] = False
+                    allowed[i, index[tag]] = True
+            gold.append(allowed)
+        return decoder_loss(self.model.get_ref("decoder"), emissions, gold)
+
+
+class _TagTable:
+    """Vectorised span extraction from *legal* tag id sequences."""
+
+    def __init__(self, names: Sequence[str], scheme: str):
+        parsed = [tag_schemes.split_tag(n) for n in names]
+        labels = sorted({label for _, label in parsed if label is not None})
+        self.prefix = numpy.array([p for p, _ in parsed])
+        self.label = numpy.array([labels.index(l) if l is not None else -1 for _, l in parsed])
+        self.scheme = scheme
+
+    def spans(self, ids: numpy.ndarray) -> numpy.ndarray:
+        """(n, 3) int array of token start, end (exclusive) and label index."""
+        prefix = self.prefix[ids]
+        starts = numpy.flatnonzero((prefix == "B") | (prefix == "S"))
+        if self.scheme == "BIOES":
+            ends = numpy.flatnonzero((prefix == "E") | (prefix == "S")) + 1
+        else:
+            # An entity ends at the first non-I token after its B.
+            breaks = numpy.append(numpy.flatnonzero(prefix != "I"), len(ids))
+            ends = breaks[numpy.searchsorted(breaks, starts + 1)]
+        return numpy.stack([starts, ends, self.label[ids[starts]]], axis=1) if len(starts) else numpy.zeros((0, 3), dtype=int)
+
+
+def _strip_whitespace(spans: numpy.ndarray, is_space: numpy.ndarray) -> List[tuple]:
+    """Trim whitespace tokens off entity edges; drop entities that were only whitespace."""
+    out = []
+    for start, end, label in spans:
+        while start < end and is_space[start]:
+            start += 1
+        while end > start and is_space[end - 1]:
+            end -= 1
+        if start < end:
+            out.append((int(start), int(end), int(label)))
+    return out
