@@ -29,7 +29,7 @@ def sequence_encoder_v1(
     attention: Optional[str] = None,
     attention_heads: int = 4,
     attention_window: int = 128,
-    residual: bool = False,
+    residual: bool = True,
     layer_norm: bool = False,
     dropout: float = 0.2,
 ) -> Model[List[Doc], List[Floats2d]]:

@@ -38,6 +38,8 @@ def check_encoder_options(
         fail("rnn_depth", f"{rnn_depth}; it must be >= 1.")
     if attention == "mha" and heads < 1:
         fail("attention_heads", f"{heads}; it must be >= 1.")
+    if rnn is not None and attention == "mha" and heads >= 1 and rnn_width % heads:
+        fail("attention_heads", f"{heads} heads do not divide rnn_width {rnn_width}, the attention input width.")
     if window < 0:
         fail("attention_window", f"{window}; use 0 for full attention or a positive window.")
     if not 0.0 <= dropout < 1.0:

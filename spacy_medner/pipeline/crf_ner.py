@@ -37,7 +37,7 @@ rnn_depth = 1
 attention = null
 attention_heads = 4
 attention_window = 128
-residual = false
+residual = true
 layer_norm = false
 dropout = 0.2
 

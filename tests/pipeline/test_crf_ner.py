@@ -1,0 +1,259 @@
+"""crf_ner in spaCy's test_overfitting_IO style, for every encoder set-up."""
+import subprocess
+import sys
+
+import numpy
+import pytest
+import spacy
+from spacy.language import Language
+from spacy.tokens import Doc
+from spacy.training import Example
+
+from ..conftest import TRAIN_DATA
+
+CHAR_EMBED = {"@architectures": "spacy_medner.CharEmbed.v1", "width": 32, "bigram_width": 16, "rows": 2000, "bigram_rows": 2000}
+
+
+def encoder(tok2vec, **options):
+    config = {"@architectures": "spacy_medner.SequenceEncoder.v1", "tok2vec": tok2vec, "rnn": "gru", "rnn_width": 64, "attention": None, "residual": False, "dropout": 0.0}
+    config.update(options)
+    return config
+
+
+def ner_config(tok2vec=CHAR_EMBED, decoder="crf", scheme="BIOES", **options):
+    return {
+        "scheme": scheme,
+        "model": {"@architectures": "spacy_medner.EntityTagger.v1", "decoder": decoder, "encoder": encoder(tok2vec, **options)},
+    }
+
+
+def examples(nlp):
+    return [Example.from_dict(nlp.make_doc(text), {"entities": ents}) for text, ents in TRAIN_DATA]
+
+
+def gold_ents():
+    return [[(text[s:e], label) for s, e, label in ents] for text, ents in TRAIN_DATA]
+
+
+def entities(docs):
+    return [[(e.text, e.label_) for e in doc.ents] for doc in docs]
+
+
+def train(nlp: Language, n_iter: int = 60) -> Language:
+    egs = examples(nlp)
+    optimizer = nlp.initialize(lambda: egs)
+    for _ in range(n_iter):
+        nlp.update(egs, sgd=optimizer, losses={})
+    return nlp
+
+
+def assert_overfits_and_round_trips(nlp: Language, tmp_path):
+    texts = [text for text, _ in TRAIN_DATA]
+    predicted = entities(nlp(t) for t in texts)
+    assert predicted == gold_ents()
+    nlp.to_disk(tmp_path / "nlp")
+    reloaded = spacy.load(tmp_path / "nlp")
+    assert entities(reloaded(t) for t in texts) == predicted
+    # Same emissions, not only the same argmax.
+    name = "crf_ner"
+    before = nlp.get_pipe(name).model.predict([nlp.make_doc(t) for t in texts])
+    after = reloaded.get_pipe(name).model.predict([reloaded.make_doc(t) for t in texts])
+    for a, b in zip(before, after):
+        numpy.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    assert entities(reloaded.pipe(texts, batch_size=3)) == predicted
+    from_bytes = spacy.blank("zh").from_config(nlp.config).from_bytes(nlp.to_bytes())
+    assert entities(from_bytes(t) for t in texts) == predicted
+
+
+ENCODER_SWITCHES = {
+    "plain": dict(rnn=None),
+    "bilstm": dict(rnn="lstm"),
+    "bigru": dict(rnn="gru"),
+    "att": dict(rnn=None, attention="additive", residual=True),
+    "mha": dict(rnn=None, attention="mha", attention_heads=4, residual=True),
+    "bigru_mha": dict(rnn="gru", attention="mha", attention_heads=4, residual=True, layer_norm=True),
+    "bigru_mha_windowed": dict(rnn="gru", attention="mha", attention_heads=2, attention_window=4),
+    "bilstm_2_layers": dict(rnn="lstm", rnn_depth=2, residual=True),
+}
+
+
+@pytest.mark.parametrize("switches", ENCODER_SWITCHES.values(), ids=ENCODER_SWITCHES.keys())
+def test_overfitting_IO_inline_tok2vec(switches, tmp_path):
+    nlp = spacy.blank("zh")
+    nlp.add_pipe("crf_ner", config=ner_config(**switches))
+    assert_overfits_and_round_trips(train(nlp, 100), tmp_path)
+
+
+@pytest.mark.parametrize("decoder,scheme", [("softmax", "BIOES"), ("crf", "BIO"), ("softmax", "BIO")])
+def test_overfitting_IO_decoders_and_schemes(decoder, scheme, tmp_path):
+    nlp = spacy.blank("zh")
+    nlp.add_pipe("crf_ner", config=ner_config(decoder=decoder, scheme=scheme))
+    assert_overfits_and_round_trips(train(nlp, 80), tmp_path)
+
+
+def test_overfitting_IO_default_model(tmp_path):
+    nlp = spacy.blank("zh")
+    nlp.add_pipe("crf_ner")
+    assert_overfits_and_round_trips(train(nlp), tmp_path)
+
+
+def test_overfitting_IO_tok2vec_listener(tmp_path):
+    nlp = spacy.blank("zh")
+    nlp.add_pipe("tok2vec", config={"model": CHAR_EMBED})
+    listener = {"@architectures": "spacy.Tok2VecListener.v1", "width": 64, "upstream": "*"}
+    nlp.add_pipe("crf_ner", config=ner_config(tok2vec=listener))
+    assert_overfits_and_round_trips(train(nlp), tmp_path)
+
+
+def transformer_nlp(tiny_bert, window=32, stride=24, **encoder_options):
+    nlp = spacy.blank("zh")
+    nlp.add_pipe(
+        "transformer",
+        config={
+            "model": {
+                "@architectures": "spacy-transformers.TransformerModel.v3",
+                "name": tiny_bert,
+                "tokenizer_config": {"use_fast": True},
+                "get_spans": {"@span_getters": "spacy-transformers.strided_spans.v1", "window": window, "stride": stride},
+            }
+        },
+    )
+    listener = {
+        "@architectures": "spacy-transformers.TransformerListener.v1",
+        "grad_factor": 1.0,
+        "pooling": {"@layers": "reduce_mean.v1"},
+        "upstream": "*",
+    }
+    nlp.add_pipe("crf_ner", config=ner_config(tok2vec=listener, **encoder_options))
+    return nlp
+
+
+def test_overfitting_IO_transformer_listener(tiny_bert, tmp_path):
+    nlp = train(transformer_nlp(tiny_bert, rnn="gru", attention="mha", attention_heads=4), 150)
+    assert nlp.get_pipe("crf_ner").model.get_ref("encoder").get_ref("encoder").get_dim("nI") == 32
+    assert_overfits_and_round_trips(nlp, tmp_path)
+
+
+def test_transformer_doc_longer_than_window(tiny_bert):
+    nlp = train(transformer_nlp(tiny_bert, window=16, stride=12), 150)
+    text = "".join(t for t, _ in TRAIN_DATA) * 4  # 192 characters, 12 windows
+    doc = nlp(text)
+    assert len(doc) == len(text)
+    # Strided spans: every token is covered by wordpieces, far past one window.
+    assert (doc._.trf_data.align.lengths > 0).all()
+    assert len(doc._.trf_data.tensors[0]) >= len(text) // 16
+    assert {e.label_ for e in doc.ents} == {label for _, ents in TRAIN_DATA for *_, label in ents}
+    assert max(e.start for e in doc.ents) > 150
+
+
+@pytest.fixture(scope="module")
+def trained():
+    nlp = spacy.blank("zh")
+    nlp.add_pipe("crf_ner", config=ner_config())
+    return train(nlp)
+
+
+@pytest.mark.parametrize("text", ["", " ", "   ", "\n\n", "甲", "。"])
+def test_edge_case_docs(trained, text):
+    doc = trained(text)
+    assert len(doc.ents) == 0 or all(e.text.strip() for e in doc.ents)
+    assert [d.text for d in trained.pipe([text, "口服阿司匹林", text])] == [text, "口服阿司匹林", text]
+
+
+def test_very_long_doc(trained):
+    text = "口服阿司匹林后复查血常规。" * 420  # 5,460 characters in one CRF sequence
+    doc = trained(text)
+    assert len(doc) == len(text)
+    assert [e.text for e in doc.ents if e.label_ == "药物"].count("阿司匹林") == 420
+
+
+def test_no_entity_starts_or_ends_with_whitespace(trained):
+    # Whitespace tokens inside a likely entity: predictions must be trimmed.
+    texts = ["口服 阿司匹林  后复查　血常规", "  口服阿司匹林", "腹部CT \n示肝脏"]
+    for doc in trained.pipe(texts):
+        for ent in doc.ents:
+            assert ent.text == ent.text.strip(), ent.text
+            assert not ent[0].is_space and not ent[-1].is_space
+
+
+def test_pipe_equals_call_with_mixed_lengths(trained):
+    texts = ["", "患者因直肠癌于我院行直肠癌根治术", "甲", "口服阿司匹林后复查血常规" * 30, "腹部CT示肝脏多发占位"]
+    assert entities(trained.pipe(texts, batch_size=5)) == entities(trained(t) for t in texts)
+
+
+def test_missing_annotation_is_not_read_as_outside(trained):
+    ner = trained.get_pipe("crf_ner")
+    text = "口服阿司匹林后复查血常规"
+    missing = Example(trained.make_doc(text), Doc(trained.vocab, words=list(text)))  # ents never set
+    outside = Example.from_dict(trained.make_doc(text), {"entities": []})
+    docs = [missing.predicted, outside.predicted]
+    emissions = ner.model.predict(docs)
+    loss_missing, d_missing = ner.get_loss([missing], emissions[:1])
+    loss_outside, _ = ner.get_loss([outside], emissions[1:])
+    assert loss_missing == pytest.approx(0.0, abs=1e-4)
+    assert numpy.abs(d_missing[0]).max() < 1e-4
+    assert loss_outside > 1.0  # the trained model sees 阿司匹林 as a drug, so "all O" costs
+
+
+def test_partially_annotated_doc_trains():
+    nlp = spacy.blank("zh")
+    nlp.add_pipe("crf_ner", config=ner_config())
+    egs = examples(nlp)
+    text = "口服阿司匹林后复查血常规"
+    tags = ["-", "-", "B-药物", "I-药物", "I-药物", "L-药物", "-", "-", "-", "-", "-", "-"]
+    egs.append(Example.from_dict(nlp.make_doc(text), {"entities": tags}))
+    optimizer = nlp.initialize(lambda: egs)
+    for _ in range(60):
+        nlp.update(egs, sgd=optimizer)
+    assert ("阿司匹林", "药物") in entities([nlp(text)])[0]
+
+
+def test_labels_from_initialize_argument():
+    nlp = spacy.blank("zh")
+    ner = nlp.add_pipe("crf_ner", config=ner_config())
+    ner.initialize(lambda: examples(nlp), nlp=nlp, labels=["药物", "手术", "其他"])
+    assert ner.labels == ("其他", "手术", "药物")
+    assert ner.model.get_ref("decoder").get_dim("nO") == 1 + 4 * 3
+    with pytest.raises(ValueError, match="after it was initialized"):
+        ner.add_label("新标签")
+
+
+@pytest.mark.parametrize(
+    "options,option_name",
+    [
+        (dict(rnn="gru", rnn_width=64, attention="mha", attention_heads=5), "attention_heads"),
+        (dict(rnn=None, attention="mha", attention_heads=7), "attention_heads"),
+        (dict(rnn="rnn"), "rnn"),
+        (dict(rnn="gru", rnn_width=63), "rnn_width"),
+        (dict(attention="local"), "attention"),
+        (dict(dropout=1.5), "dropout"),
+    ],
+)
+def test_bad_config_option_is_named(options, option_name):
+    nlp = spacy.blank("zh")
+    with pytest.raises(ValueError, match=f"option '{option_name}'"):
+        nlp.add_pipe("crf_ner", config=ner_config(**options))
+        nlp.initialize(lambda: examples(nlp))
+
+
+def test_bad_scheme_is_named():
+    nlp = spacy.blank("zh")
+    with pytest.raises(ValueError, match="option 'scheme'"):
+        nlp.add_pipe("crf_ner", config=ner_config(scheme="IOB2"))
+
+
+def test_loads_through_entry_points_without_import(trained, tmp_path):
+    trained.to_disk(tmp_path / "nlp")
+    script = (
+        "import sys, spacy\n"
+        f"nlp = spacy.load({str(tmp_path / 'nlp')!r})\n"
+        "print([(e.text, e.label_) for e in nlp('口服阿司匹林后复查血常规').ents])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert "('阿司匹林', '药物')" in out.stdout
+
+
+def test_scores_use_ner_scorer(trained):
+    scores = trained.evaluate(examples(trained))
+    assert scores["ents_f"] == 1.0
+    assert set(scores["ents_per_type"]) == {"疾病和诊断", "手术", "药物", "实验室检验", "影像检查", "解剖部位"}
