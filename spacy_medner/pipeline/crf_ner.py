@@ -130,9 +130,9 @@ class CRFEntityRecognizer(TrainablePipe):
         for doc, ids in zip(docs, tag_ids):
             spans = decoder.spans(ids)
             if len(spans):
-                is_space = doc.to_array(IS_SPACE).astype(bool)
-                spans = _strip_whitespace(spans, is_space)
-            doc.set_ents([Span(doc, s, e, label=self.labels[l]) for s, e, l in spans], default="outside")
+                spans = _strip_whitespace(spans, doc.to_array(IS_SPACE).astype(bool))
+            labels = self.labels
+            doc.set_ents([Span(doc, s, e, label=labels[l]) for s, e, l in spans], default="outside")
 
     # Training ---------------------------------------------------------------
 
@@ -195,12 +195,12 @@ class _TagTable:
 
 def _strip_whitespace(spans: numpy.ndarray, is_space: numpy.ndarray) -> List[tuple]:
     """Trim whitespace tokens off entity edges; drop entities that were only whitespace."""
-    out = []
-    for start, end, label in spans:
+    out = [tuple(span) for span in spans.tolist()]
+    for k in numpy.flatnonzero(is_space[spans[:, 0]] | is_space[spans[:, 1] - 1]).tolist():
+        start, end, label = out[k]
         while start < end and is_space[start]:
             start += 1
         while end > start and is_space[end - 1]:
             end -= 1
-        if start < end:
-            out.append((int(start), int(end), int(label)))
-    return out
+        out[k] = (start, end, label)
+    return [span for span in out if span[0] < span[1]]
