@@ -1,0 +1,92 @@
+"""Character-per-line CoNLL: `<char><TAB or SPACE><tag>`, sentences separated
+by blank (or whitespace-only) lines, CRLF tolerated. BIO or BIOES tags;
+extra middle columns are ignored (the tag is the last column).
+
+Malformed tags, with `bad_tags="repair"` (default), are normalised and
+reported; with `"reject"` the first one stops the conversion:
+- a lower-case prefix (`i-CHEM`) → upper case;
+- `O-<label>` → `O` (the label is a stray remnant: `O` means outside);
+- `I-X`/`E-X` that does not continue an `X` entity (after `O`, after
+  `I-Y`, at a sentence start) → starts a new entity, as conlleval reads it.
+A tag that cannot be read at all is always an error.
+"""
+import re
+from typing import Iterable, Iterator, List, Optional, Tuple
+
+from ..records import ConversionError, Entity, Record, non_empty, read_text
+from ..report import ConversionReport
+from ... import tags as tag_schemes
+from .inputs import input_files
+
+TAG = re.compile(r"^(O|[BIESbies]-\S+|[Oo]-\S+)$")
+
+
+def read_conll(paths: Iterable, report: ConversionReport, bad_tags: str = "repair") -> Iterator[Record]:
+    if bad_tags not in ("repair", "reject"):
+        raise ValueError(f"[spacy_medner] bad_tags must be 'repair' or 'reject', got {bad_tags!r}")
+    for path, data in input_files(paths):
+        text = non_empty(path, read_text(path, data))
+        chars: List[str] = []
+        tags: List[Tuple[str, int]] = []
+        first_line = 1
+        for number, raw in enumerate(text.split("\n"), start=1):
+            line = raw.rstrip("\r")
+            if not line.strip():
+                if chars:
+                    yield _record(path, first_line, chars, tags, report, bad_tags)
+                chars, tags = [], []
+                continue
+            if not chars:
+                first_line = number
+            char, tag = _parse_line(path, number, line)
+            chars.append(char)
+            tags.append((tag, number))
+        if chars:
+            yield _record(path, first_line, chars, tags, report, bad_tags)
+
+
+def _parse_line(path, number: int, line: str) -> Tuple[str, str]:
+    if "\t" in line:
+        columns = line.split("\t")
+        char, tag = columns[0], columns[-1].strip()
+    elif len(line) >= 3 and line[1] == " ":
+        char, tag = line[0], line[2:].strip()  # the character may itself be a space
+    else:
+        raise ConversionError(path, f"line {number}", f"expected '<character><TAB><tag>', got {line!r}")
+    if not TAG.match(tag):
+        raise ConversionError(path, f"line {number}", f"unreadable tag {tag!r}; expected O, B-X, I-X, E-X or S-X")
+    return char, tag
+
+
+def _record(path, first_line: int, chars: List[str], tags: List[Tuple[str, int]], report: ConversionReport, bad_tags: str) -> Record:
+    record_id = f"{path.name}:{first_line}"
+    fixed: List[str] = []
+    for i, (tag, number) in enumerate(tags):
+        repaired, reason = _repair(tag, fixed[-1] if fixed else None)
+        if reason:
+            if bad_tags == "reject":
+                raise ConversionError(path, f"line {number}", f"malformed tag {tag!r}: {reason} (use bad_tags='repair' to normalise)")
+            report.change("tag_repaired", record_id, tag_schemes.split_tag(repaired)[1], chars[i], f"{tag!r} at line {number}: {reason}", line=number)
+        fixed.append(repaired)
+    offsets = [0]
+    for char in chars:
+        offsets.append(offsets[-1] + len(char))
+    entities = [Entity(offsets[s], offsets[e], label) for s, e, label in tag_schemes.tags_to_spans(fixed, "BIOES")]
+    return Record(record_id, "".join(chars), entities)
+
+
+def _repair(tag: str, previous: Optional[str]) -> Tuple[str, Optional[str]]:
+    if tag == "O":
+        return tag, None
+    prefix, label = tag_schemes.split_tag(tag)
+    reason = None
+    if prefix.upper() == "O":
+        return "O", "'O-' prefix; read as O"
+    if prefix != prefix.upper():
+        prefix, reason = prefix.upper(), "lower-case prefix"
+    if prefix in ("I", "E"):
+        p_prev, l_prev = tag_schemes.split_tag(previous) if previous else ("O", None)
+        if p_prev not in ("B", "I") or l_prev != label:
+            dangling = f"{prefix}-{label} does not continue a {label} entity; starts a new one"
+            reason = f"{reason}; {dangling}" if reason else dangling
+    return f"{prefix}-{label}", reason
