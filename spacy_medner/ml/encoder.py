@@ -13,9 +13,9 @@ import torch
 from thinc.api import Model, chain, torch2xp, xp2torch
 from thinc.types import ArgsKwargs, Floats2d
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .attention import AdditiveAttention, WindowedSelfAttention
+from .rnn import BidirectionalRNN
 from .lazy_torch import LazyTorchLayer, build_torch_module, torch_module
 
 RNN_TYPES = (None, "gru", "lstm")
@@ -73,11 +73,7 @@ class SequenceEncoderModule(nn.Module):
         self.dropout = nn.Dropout(o["dropout"])
         self.rnn = None
         if o["rnn"] is not None:
-            rnn_class = nn.GRU if o["rnn"] == "gru" else nn.LSTM
-            self.rnn = rnn_class(
-                n_in, o["rnn_width"] // 2, num_layers=o["rnn_depth"], batch_first=True,
-                bidirectional=True, dropout=o["dropout"] if o["rnn_depth"] > 1 else 0.0,
-            )
+            self.rnn = BidirectionalRNN(o["rnn"], n_in, o["rnn_width"], o["rnn_depth"], o["dropout"])
             width = o["rnn_width"]
         self.rnn_norm = nn.LayerNorm(width) if o["layer_norm"] and self.rnn is not None else None
         # A residual around the RNN needs matching widths; project if they differ.
@@ -92,9 +88,9 @@ class SequenceEncoderModule(nn.Module):
                     f"do not divide the attention input width {width} (rnn_width, or the token "
                     f"encoder's width when rnn is null). Choose heads that divide {width}."
                 )
-            self.attention = WindowedSelfAttention(width, o["heads"], o["dropout"], o["window"])
+            self.attention = WindowedSelfAttention(width, o["heads"], o["window"])
         elif o["attention"] == "additive":
-            self.attention = AdditiveAttention(width, o["dropout"], o["window"])
+            self.attention = AdditiveAttention(width, o["window"])
         self.attention_norm = nn.LayerNorm(width) if o["layer_norm"] and self.attention is not None else None
         self.n_out = width
 
@@ -102,9 +98,7 @@ class SequenceEncoderModule(nn.Module):
         mask = torch.arange(X.shape[1], device=X.device).unsqueeze(0) < lengths.to(X.device).unsqueeze(1)
         H = self.dropout(X)
         if self.rnn is not None:
-            packed = pack_padded_sequence(H, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            out, _ = self.rnn(packed)
-            out, _ = pad_packed_sequence(out, batch_first=True, total_length=X.shape[1])
+            out = self.rnn(H, lengths)
             if self.rnn_skip is not None:
                 out = out + self.rnn_skip(H)
             H = self.rnn_norm(out) if self.rnn_norm is not None else out

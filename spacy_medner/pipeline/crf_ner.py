@@ -10,7 +10,7 @@ from itertools import islice
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 import numpy
-from spacy.attrs import IS_SPACE
+from spacy.attrs import ENT_IOB, ENT_TYPE, IS_SPACE, ORTH
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span
@@ -155,19 +155,50 @@ class CRFEntityRecognizer(TrainablePipe):
 
     def get_loss(self, examples: Iterable[Example], emissions) -> tuple:
         validate_examples(examples, "CRFEntityRecognizer.get_loss")
-        index = tag_schemes.tag_index(self.tag_names)
-        scheme = self.cfg["scheme"]
-        gold = []
-        for eg in examples:
-            allowed = numpy.ones((len(eg.predicted), len(index)), dtype=bool)
-            for i, biluo in enumerate(eg.get_aligned_ner()):
-                tag = tag_schemes.from_biluo(biluo, scheme)
-                # A label the component doesn't know is unannotated for it.
-                if tag is not None and tag in index:
-                    allowed[i] = False
-                    allowed[i, index[tag]] = True
-            gold.append(allowed)
+        names = self.tag_names
+        gold = [_gold_tag_mask(eg, names, self.cfg["scheme"]) for eg in examples]
         return decoder_loss(self.model.get_ref("decoder"), emissions, gold)
+
+
+def _gold_tag_mask(eg: Example, names: Sequence[str], scheme: str) -> numpy.ndarray:
+    """(n_tokens, n_tags) bool: the tags each predicted token may take. A
+    missing or unaligned token may take any; so may a token whose label the
+    component does not know."""
+    allowed = numpy.ones((len(eg.predicted), len(names)), dtype=bool)
+    if len(eg.predicted) == len(eg.reference) and numpy.array_equal(
+        eg.predicted.to_array(ORTH), eg.reference.to_array(ORTH)
+    ):
+        ids = _tag_ids_from_reference(eg.reference, names, scheme)
+    else:
+        index = tag_schemes.tag_index(names)
+        ids = numpy.array([index.get(tag_schemes.from_biluo(t, scheme), -1) for t in eg.get_aligned_ner()], dtype=int)
+    known = ids >= 0
+    allowed[known] = False
+    allowed[numpy.flatnonzero(known), ids[known]] = True
+    return allowed
+
+
+def _tag_ids_from_reference(doc: Doc, names: Sequence[str], scheme: str) -> numpy.ndarray:
+    """Vectorised: the reference doc's IOB annotation as tag ids, -1 where missing."""
+    annotation = doc.to_array([ENT_IOB, ENT_TYPE])
+    iob, ent_type = annotation[:, 0].astype("int64"), annotation[:, 1]
+    begin, inside = iob == 3, iob == 1
+    continues = numpy.append(inside[1:], False)  # the next token carries on the entity
+    if scheme == "BIOES":
+        prefix = numpy.select([begin & continues, begin, inside & continues, inside], ["B", "S", "I", "E"], "O")
+    else:
+        prefix = numpy.select([begin, inside], ["B", "I"], "O")
+    index = tag_schemes.tag_index(names)
+    strings = doc.vocab.strings
+    label_of = {h: strings[int(h)] for h in numpy.unique(ent_type[iob > 0]) if h}
+    ids = numpy.full(len(doc), -1, dtype=int)
+    outside = iob == 2
+    ids[outside] = index["O"]
+    for h, label in label_of.items():
+        for p in (("B", "I", "E", "S") if scheme == "BIOES" else ("B", "I")):
+            tag = index.get(f"{p}-{label}", -1)
+            ids[(ent_type == h) & (prefix == p) & (iob != 2)] = tag
+    return ids
 
 
 class _TagTable:
