@@ -1,0 +1,47 @@
+"""Every shipped config trains (a few steps), saves and reloads. Transformer
+configs run on the tiny offline BERT in place of their hub model."""
+from pathlib import Path
+
+import pytest
+import spacy
+from spacy.cli.train import train
+from spacy.util import load_config
+
+from spacy_medner.corpora.convert import convert
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs").glob("*.cfg"))
+
+
+@pytest.fixture(scope="module")
+def demo_corpus(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    for split in ("train", "dev"):
+        docbin, _, _ = convert("doccano", [ROOT / "assets" / "demo" / f"{split}.jsonl"], max_length=128)
+        docbin.to_disk(out / f"{split}.spacy")
+    return out
+
+
+def test_configs_exist():
+    names = {c.stem for c in CONFIGS}
+    assert {"cpu_default", "bert_bigru_mha_crf", "roberta_mha_crf", "ptm_fc_crf"} <= names
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_config_trains_and_reloads(config, demo_corpus, tiny_bert, tmp_path):
+    overrides = {
+        "paths.train": str(demo_corpus / "train.spacy"),
+        "paths.dev": str(demo_corpus / "dev.spacy"),
+        "training.max_steps": 4,
+        "training.eval_frequency": 2,
+        "training.optimizer.learn_rate.warmup_steps": 1,
+    }
+    if "transformer" in load_config(config)["nlp"]["pipeline"]:
+        overrides["components.transformer.model.name"] = tiny_bert
+        overrides["components.transformer.model.get_spans.window"] = 32
+        overrides["components.transformer.model.get_spans.stride"] = 24
+    train(config, tmp_path, overrides=overrides)
+    nlp = spacy.load(tmp_path / "model-last")
+    text = "患者因直肠癌于我院行直肠癌根治术，术后予奥沙利铂化疗。" * 20  # longer than any window
+    assert len(nlp(text)) == len(text)
+    assert "crf_ner" in nlp.pipe_names and nlp.get_pipe("crf_ner").labels
