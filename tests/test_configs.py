@@ -40,6 +40,7 @@ def test_config_trains_and_reloads(config, demo_corpus, tiny_bert, tmp_path):
         overrides["components.transformer.model.name"] = tiny_bert
         overrides["components.transformer.model.get_spans.window"] = 32
         overrides["components.transformer.model.get_spans.stride"] = 24
+        overrides["components.crf_ner.model.encoder.attention_heads"] = 4  # the tiny BERT is 32 wide
     train(config, tmp_path, overrides=overrides)
     nlp = spacy.load(tmp_path / "model-last")
     text = "患者因直肠癌于我院行直肠癌根治术，术后予奥沙利铂化疗。" * 20  # longer than any window
