@@ -1,6 +1,6 @@
 """Registered architectures. Only registrations live here; the layers are in
 `spacy_medner.ml`."""
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from spacy.tokens import Doc
 from spacy.util import registry
@@ -45,9 +45,18 @@ def sequence_encoder_v1(
 
 @registry.architectures("spacy_medner.EntityTagger.v1")
 def entity_tagger_v1(
-    encoder: Model[List[Doc], List[Floats2d]], decoder: str = "crf", nO: Optional[int] = None
+    encoder: Model[List[Doc], List[Floats2d]],
+    decoder: str = "crf",
+    nO: Optional[int] = None,
+    focal_gamma: float = 0.0,
+    label_smoothing: float = 0.0,
+    label_weights: Optional[Dict[str, float]] = None,
 ) -> Model[List[Doc], List[Floats2d]]:
     """Linear projection to tag scores, decoded by a constrained CRF
     (`decoder = "crf"`) or a constrained softmax (`"softmax"`, the papers'
-    "FC" head). `nO` (the number of tags) is set by the component."""
-    return EntityTagger(encoder, decoder, nO)
+    "FC" head). `nO` (the number of tags) is set by the component.
+
+    Softmax only: `focal_gamma` (focal loss; 0 = cross-entropy),
+    `label_smoothing`, and `label_weights` (focal loss's alpha, per entity
+    label; "O" for outside tokens; unlisted labels weigh 1)."""
+    return EntityTagger(encoder, decoder, nO, focal_gamma, label_smoothing, label_weights)

@@ -46,13 +46,22 @@ class TagDecoder(nn.Module):
     that a saved decoder can be rebuilt before its weights are loaded.
     """
 
-    def __init__(self, kind: str = "crf"):
+    def __init__(self, kind: str = "crf", focal_gamma: float = 0.0, label_smoothing: float = 0.0):
         super().__init__()
         if kind not in ("crf", "softmax"):
             raise ValueError(
                 f"[spacy_medner] Unknown decoder {kind!r} (option 'decoder'). Use 'crf' or 'softmax'."
             )
+        for option, value in (("focal_gamma", focal_gamma), ("label_smoothing", label_smoothing)):
+            if value and kind != "softmax":
+                raise ValueError(f"[spacy_medner] Option '{option}' needs decoder = \"softmax\": a CRF scores whole sequences.")
+        if focal_gamma < 0:
+            raise ValueError(f"[spacy_medner] Option 'focal_gamma' must be >= 0, got {focal_gamma}.")
+        if not 0 <= label_smoothing < 1:
+            raise ValueError(f"[spacy_medner] Option 'label_smoothing' must be in [0, 1), got {label_smoothing}.")
         self.kind = kind
+        self.focal_gamma = focal_gamma
+        self.label_smoothing = label_smoothing
         self.sizes: Optional[dict] = None
 
     def build(self, n_tags: int) -> None:
@@ -61,6 +70,8 @@ class TagDecoder(nn.Module):
         self.register_buffer("allowed_start", ones.clone())
         self.register_buffer("allowed_transitions", torch.ones(n_tags, n_tags, dtype=torch.bool))
         self.register_buffer("allowed_end", ones.clone())
+        # Per-tag loss weights (focal loss's alpha), from per-label weights.
+        self.register_buffer("tag_weights", torch.ones(n_tags))
         if self.kind == "crf":
             self.crf = CRF(n_tags, batch_first=True)
             constraints = {
@@ -78,6 +89,9 @@ class TagDecoder(nn.Module):
             (self.allowed_end, end),
         ):
             buf.copy_(torch.as_tensor(value, dtype=torch.bool))
+
+    def set_tag_weights(self, weights: numpy.ndarray) -> None:
+        self.tag_weights.copy_(torch.as_tensor(weights, dtype=torch.float))
 
     def _scores(self, emissions: torch.Tensor) -> torch.Tensor:
         if self.kind == "softmax":
@@ -113,6 +127,30 @@ class TagDecoder(nn.Module):
         both_mask = torch.cat([mask, mask], dim=0).transpose(0, 1)
         log_z, log_gold = self.crf._compute_normalizer(both, both_mask).chunk(2)
         return log_gold - log_z
+
+    def sequence_loss(self, emissions: torch.Tensor, mask: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
+        """Per-sequence training loss, shape (B,). For the CRF, the negative
+        log-likelihood. For the softmax, per token
+
+            -alpha_y * (1 - p)^gamma * [(1 - eps) * log p + eps * mean_k log p_k]
+
+        with p the probability of the gold-consistent tags (focal loss, Lin et
+        al. 2017; label smoothing eps). A token with missing annotation has
+        p = 1 and costs nothing; smoothing and alpha apply to annotated tokens.
+        """
+        if self.kind == "crf":
+            return -self.log_likelihood(emissions, mask, gold)
+        log_probs = self._scores(emissions)
+        log_p = log_probs.masked_fill(~gold, float("-inf")).logsumexp(dim=-1)
+        annotated = gold.sum(dim=-1) == 1
+        loss = -log_p
+        if self.label_smoothing:
+            uniform = -log_probs.mean(dim=-1)
+            loss = torch.where(annotated, (1 - self.label_smoothing) * loss + self.label_smoothing * uniform, loss)
+        if self.focal_gamma:
+            loss = (1 - log_p.exp()).clamp_min(0).pow(self.focal_gamma) * loss
+        alpha = torch.where(annotated, (gold.float() * self.tag_weights).sum(dim=-1), torch.ones_like(loss))
+        return (alpha * loss).masked_fill(~mask, 0.0).sum(dim=1)
 
     def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         start, transitions, end = self._constrained()

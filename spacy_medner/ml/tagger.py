@@ -7,7 +7,7 @@ drives: `decoder_loss` for training and `decode` for prediction. It is still
 part of the model tree, so its weights are trained by `finish_update`, saved
 and loaded with everything else.
 """
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy
 import torch
@@ -20,11 +20,16 @@ from .lazy_torch import LazyTorchLayer, build_torch_module, torch_module
 
 
 def EntityTagger(
-    encoder: Model[List, List[Floats2d]], decoder: str = "crf", nO: Optional[int] = None
+    encoder: Model[List, List[Floats2d]],
+    decoder: str = "crf",
+    nO: Optional[int] = None,
+    focal_gamma: float = 0.0,
+    label_smoothing: float = 0.0,
+    label_weights: Optional[Dict[str, float]] = None,
 ) -> Model[List, List[Floats2d]]:
     output = Linear(nO=nO)
     scorer = chain(encoder, with_array(output))
-    decoder_layer = TagDecoderLayer(decoder)
+    decoder_layer = TagDecoderLayer(decoder, focal_gamma, label_smoothing, label_weights)
     model = Model(
         "medner_entity_tagger",
         _tagger_forward,
@@ -50,14 +55,16 @@ def _tagger_init(model: Model, X=None, Y=None) -> None:
     model.get_ref("decoder").initialize()
 
 
-def TagDecoderLayer(kind: str) -> Model:
+def TagDecoderLayer(kind: str, focal_gamma: float = 0.0, label_smoothing: float = 0.0, label_weights: Optional[Dict[str, float]] = None) -> Model:
+    if label_weights and kind != "softmax":
+        raise ValueError('[spacy_medner] Option \'label_weights\' needs decoder = "softmax".')
     return LazyTorchLayer(
         f"medner_{kind}_decoder",
-        TagDecoder(kind),
+        TagDecoder(kind, focal_gamma, label_smoothing),
         forward=_decoder_forward,
         init=_decoder_init,
         dims={"nO": None},
-        attrs={"tag_names": [], "scheme": None},
+        attrs={"tag_names": [], "scheme": None, "label_weights": dict(label_weights or {})},
     )
 
 
@@ -72,7 +79,10 @@ def _decoder_init(model: Model, X=None, Y=None) -> None:
     if not names:
         raise ValueError("[spacy_medner] The decoder has no tags: set_tag_scheme() must run before initialize.")
     build_torch_module(model, n_tags=len(names))
-    torch_module(model).set_constraints(*tag_schemes.allowed_transitions(names, scheme))
+    module = torch_module(model)
+    module.set_constraints(*tag_schemes.allowed_transitions(names, scheme))
+    weights = model.attrs["label_weights"]
+    module.set_tag_weights([weights.get(tag_schemes.split_tag(n)[1] or "O", 1.0) for n in names])
 
 
 def _decoder_forward(model: Model, X, is_train: bool):
@@ -126,7 +136,7 @@ def decoder_loss(
     gold_t = torch.as_tensor(gold_padded, device=X.device)
     module = torch_module(model)
     module.train()
-    loss = -module.log_likelihood(X, mask, gold_t).sum() / len(emissions)
+    loss = module.sequence_loss(X, mask, gold_t).sum() / len(emissions)
     loss.backward()
     grad = torch2xp(X.grad)
     for row, i in enumerate(nonempty):

@@ -123,3 +123,52 @@ def test_viterbi_handles_long_sequences():
     # With free transitions the best path is the per-token argmax.
     assert torch.equal(tags_out[0], emissions[0].argmax(-1))
     assert numpy.asarray(tags_out).shape == (1, 5000)
+
+
+def softmax_decoder(seed=0, **options):
+    torch.manual_seed(seed)
+    names = tags.tag_names(("A",), "BIO")
+    decoder = TagDecoder("softmax", **options)
+    decoder.build(len(names))
+    decoder.set_constraints(*tags.allowed_transitions(names, "BIO"))
+    return decoder, names
+
+
+def one_token_case(names, gold_tag="B-A"):
+    emissions = torch.tensor([[[0.5, 2.0, -1.0], [0.1, 0.2, 0.3]]])
+    gold = torch.zeros(1, 2, len(names), dtype=torch.bool)
+    gold[0, 0, names.index(gold_tag)] = True
+    gold[0, 1] = True  # missing
+    return emissions, torch.ones(1, 2, dtype=torch.bool), gold
+
+
+def test_softmax_loss_without_options_is_the_negative_log_likelihood():
+    decoder, names = softmax_decoder()
+    em, mask, gold = one_token_case(names)
+    assert torch.allclose(decoder.sequence_loss(em, mask, gold), -decoder.log_likelihood(em, mask, gold))
+
+
+def test_focal_smoothing_and_alpha_follow_the_formula():
+    decoder, names = softmax_decoder(focal_gamma=2.0, label_smoothing=0.1)
+    weights = numpy.ones(len(names))
+    weights[names.index("B-A")] = 3.0
+    decoder.set_tag_weights(weights)
+    em, mask, gold = one_token_case(names)
+    log_probs = em[0, 0].log_softmax(-1)
+    p = log_probs[names.index("B-A")].exp()
+    ce = -(0.9 * log_probs[names.index("B-A")] + 0.1 * log_probs.mean())
+    expected = 3.0 * (1 - p) ** 2 * ce  # the missing token costs nothing
+    assert float(decoder.sequence_loss(em, mask, gold)[0]) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_focal_loss_down_weights_easy_tokens():
+    plain, names = softmax_decoder()
+    focal, _ = softmax_decoder(focal_gamma=2.0)
+    em, mask, gold = one_token_case(names)  # B-A is the argmax: an easy token
+    assert focal.sequence_loss(em, mask, gold) < 0.5 * plain.sequence_loss(em, mask, gold)
+
+
+@pytest.mark.parametrize("option", ["focal_gamma", "label_smoothing"])
+def test_softmax_only_options_are_refused_for_the_crf(option):
+    with pytest.raises(ValueError, match=f"Option '{option}' needs decoder"):
+        TagDecoder("crf", **{option: 0.5})

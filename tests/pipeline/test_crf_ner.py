@@ -20,11 +20,10 @@ def encoder(tok2vec, **options):
     return config
 
 
-def ner_config(tok2vec=CHAR_EMBED, decoder="crf", scheme="BIOES", **options):
-    return {
-        "scheme": scheme,
-        "model": {"@architectures": "spacy_medner.EntityTagger.v1", "decoder": decoder, "encoder": encoder(tok2vec, **options)},
-    }
+def ner_config(tok2vec=CHAR_EMBED, decoder="crf", scheme="BIOES", loss=None, **options):
+    model = {"@architectures": "spacy_medner.EntityTagger.v1", "decoder": decoder, "encoder": encoder(tok2vec, **options)}
+    model.update(loss or {})
+    return {"scheme": scheme, "model": model}
 
 
 def examples(nlp):
@@ -84,10 +83,17 @@ def test_overfitting_IO_inline_tok2vec(switches, tmp_path):
     assert_overfits_and_round_trips(train(nlp, 100), tmp_path)
 
 
-@pytest.mark.parametrize("decoder,scheme", [("softmax", "BIOES"), ("crf", "BIO"), ("softmax", "BIO")])
-def test_overfitting_IO_decoders_and_schemes(decoder, scheme, tmp_path):
+FOCAL = {"focal_gamma": 2.0, "label_smoothing": 0.05, "label_weights": {"药物": 2.0, "O": 0.5}}
+
+
+@pytest.mark.parametrize(
+    "decoder,scheme,loss",
+    [("softmax", "BIOES", None), ("crf", "BIO", None), ("softmax", "BIO", None), ("softmax", "BIOES", FOCAL)],
+    ids=["softmax-BIOES", "crf-BIO", "softmax-BIO", "softmax-focal"],
+)
+def test_overfitting_IO_decoders_and_schemes(decoder, scheme, loss, tmp_path):
     nlp = spacy.blank("zh")
-    nlp.add_pipe("crf_ner", config=ner_config(decoder=decoder, scheme=scheme))
+    nlp.add_pipe("crf_ner", config=ner_config(decoder=decoder, scheme=scheme, loss=loss))
     assert_overfits_and_round_trips(train(nlp, 80), tmp_path)
 
 
