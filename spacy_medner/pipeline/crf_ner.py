@@ -21,6 +21,7 @@ from thinc.api import Config, Model, set_dropout_rate
 
 from .. import architectures  # noqa: F401  (registers the architectures used below)
 from .. import tags as tag_schemes
+from ..ml import adversarial
 from ..ml.tagger import decode, decoder_loss, set_tag_scheme
 
 DEFAULT_MODEL_CONFIG = """
@@ -57,20 +58,45 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
     default_config={
         "model": DEFAULT_MODEL,
         "scheme": "BIOES",
+        "fgm_epsilon": 0.0,
+        "fgm_embeddings": "auto",
         "scorer": {"@scorers": "spacy.ner_scorer.v1"},
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
 )
-def make_crf_ner(nlp: Language, name: str, model: Model, scheme: str, scorer: Optional[Callable]) -> "CRFEntityRecognizer":
-    return CRFEntityRecognizer(nlp.vocab, model, name, scheme=scheme, scorer=scorer)
+def make_crf_ner(
+    nlp: Language, name: str, model: Model, scheme: str, fgm_epsilon: float, fgm_embeddings: str, scorer: Optional[Callable]
+) -> "CRFEntityRecognizer":
+    """scheme: "BIO" or "BIOES". fgm_epsilon > 0 turns on FGM adversarial
+    training on the embeddings this component owns (`fgm_embeddings`: "auto",
+    "char" or "transformer"); see spacy_medner.ml.adversarial."""
+    return CRFEntityRecognizer(
+        nlp.vocab, model, name, scheme=scheme, fgm_epsilon=fgm_epsilon, fgm_embeddings=fgm_embeddings, scorer=scorer
+    )
 
 
 class CRFEntityRecognizer(TrainablePipe):
-    def __init__(self, vocab: Vocab, model: Model, name: str = "crf_ner", *, scheme: str = "BIOES", scorer: Optional[Callable] = None):
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model,
+        name: str = "crf_ner",
+        *,
+        scheme: str = "BIOES",
+        fgm_epsilon: float = 0.0,
+        fgm_embeddings: str = "auto",
+        scorer: Optional[Callable] = None,
+    ):
         self.vocab = vocab
         self.model = model
         self.name = name
         self.scorer = scorer
+        if fgm_epsilon < 0:
+            raise ValueError(f"[spacy_medner] Option 'fgm_epsilon' must be >= 0, got {fgm_epsilon}.")
+        if fgm_embeddings not in adversarial.TARGETS:
+            raise ValueError(f"[spacy_medner] Option 'fgm_embeddings' must be one of {adversarial.TARGETS}, got {fgm_embeddings!r}.")
+        self.fgm_epsilon = fgm_epsilon
+        self.fgm_embeddings = fgm_embeddings
         self.cfg: Dict = {"labels": [], "scheme": tag_schemes.check_scheme(scheme)}
 
     # Labels and tags -------------------------------------------------------
@@ -117,6 +143,8 @@ class CRFEntityRecognizer(TrainablePipe):
         set_tag_scheme(self.model.get_ref("decoder"), self.tag_names, self.cfg["scheme"])
         sample = [eg.predicted for eg in islice(get_examples(), 10)]
         self.model.initialize(X=sample)
+        if self.fgm_epsilon > 0:
+            adversarial.check_fgm_target(self.model, self.fgm_embeddings)
 
     # Prediction -------------------------------------------------------------
 
@@ -145,9 +173,18 @@ class CRFEntityRecognizer(TrainablePipe):
         if not any(len(eg.predicted) for eg in examples):
             return losses
         set_dropout_rate(self.model, drop)
-        emissions, backprop = self.model.begin_update([eg.predicted for eg in examples])
+        docs = [eg.predicted for eg in examples]
+        emissions, backprop = self.model.begin_update(docs)
         loss, d_emissions = self.get_loss(examples, emissions)
         backprop(d_emissions)
+        if self.fgm_epsilon > 0:
+            # Second pass on embeddings moved along their gradient; its
+            # gradients add to the first pass's, then the tables are restored.
+            with adversarial.perturbed_embeddings(self.model, self.fgm_embeddings, self.fgm_epsilon):
+                emissions, backprop = self.model.begin_update(docs)
+                adversarial_loss, d_emissions = self.get_loss(examples, emissions)
+                backprop(d_emissions)
+            losses[f"{self.name}_adversarial"] = losses.get(f"{self.name}_adversarial", 0.0) + adversarial_loss
         if sgd is not None:
             self.finish_update(sgd)
         losses[self.name] += loss
