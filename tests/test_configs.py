@@ -46,3 +46,13 @@ def test_config_trains_and_reloads(config, demo_corpus, tiny_bert, tmp_path):
     text = "患者因直肠癌于我院行直肠癌根治术，术后予奥沙利铂化疗。" * 20  # longer than any window
     assert len(nlp(text)) == len(text)
     assert "crf_ner" in nlp.pipe_names and nlp.get_pipe("crf_ner").labels
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_every_config_warms_up_decays_and_clips(config):
+    optimizer = load_config(config)["training"]["optimizer"]
+    assert optimizer["learn_rate"]["@schedules"] == "warmup_linear.v1"
+    assert optimizer["learn_rate"]["warmup_steps"] > 0
+    assert optimizer["grad_clip"] > 0
+    # Parameter averaging would not reach the torch layers (see cpu_default.cfg).
+    assert optimizer["use_averages"] is False
