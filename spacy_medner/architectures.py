@@ -1,5 +1,5 @@
-"""Registered architectures. Only registrations live here; the layers are in
-`spacy_medner.ml`."""
+"""Registered functions: architectures, and the oversampling corpus reader.
+Only registrations live here; the layers are in `spacy_medner.ml`."""
 from typing import Dict, List, Optional
 
 from spacy.tokens import Doc
@@ -7,6 +7,7 @@ from spacy.util import registry
 from thinc.api import Model
 from thinc.types import Floats2d
 
+from .corpora.oversample import create_oversampled_corpus
 from .ml.embed import CharEmbed
 from .ml.encoder import SequenceEncoder
 from .ml.tagger import EntityTagger
@@ -60,3 +61,6 @@ def entity_tagger_v1(
     `label_smoothing`, and `label_weights` (focal loss's alpha, per entity
     label; "O" for outside tokens; unlisted labels weigh 1)."""
     return EntityTagger(encoder, decoder, nO, focal_gamma, label_smoothing, label_weights)
+
+
+registry.readers("spacy_medner.OversampledCorpus.v1")(create_oversampled_corpus)
