@@ -1,6 +1,6 @@
 """Registered functions: architectures, and the oversampling corpus reader.
 Only registrations live here; the layers are in `spacy_medner.ml`."""
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from spacy.tokens import Doc
 from spacy.util import registry
@@ -10,6 +10,7 @@ from thinc.types import Floats2d
 from .corpora.oversample import create_oversampled_corpus
 from .ml.embed import CharEmbed
 from .ml.encoder import SequenceEncoder
+from .ml.lora import with_lora
 from .ml.tagger import EntityTagger
 
 
@@ -61,6 +62,30 @@ def entity_tagger_v1(
     `label_smoothing`, and `label_weights` (focal loss's alpha, per entity
     label; "O" for outside tokens; unlisted labels weigh 1)."""
     return EntityTagger(encoder, decoder, nO, focal_gamma, label_smoothing, label_weights)
+
+
+@registry.architectures("spacy_medner.LoraTransformerModel.v1")
+def lora_transformer_model_v1(
+    name: str,
+    get_spans: Callable,
+    tokenizer_config: dict = {},
+    transformer_config: dict = {},
+    mixed_precision: bool = False,
+    grad_scaler_config: dict = {},
+    lora_r: int = 16,
+    lora_alpha: int = 32,
+    lora_dropout: float = 0.1,
+    lora_target_modules: List[str] = ["query", "value"],
+) -> Model:
+    """spacy-transformers.TransformerModel.v3 with LoRA adapters (peft) and a
+    frozen base; saved pipelines hold merged weights and load without peft.
+    See spacy_medner.ml.lora for the trade-off."""
+    from spacy_transformers.layers import TransformerModel
+
+    return with_lora(
+        TransformerModel(name, get_spans, tokenizer_config, transformer_config, mixed_precision, grad_scaler_config),
+        lora_r, lora_alpha, lora_dropout, lora_target_modules,
+    )
 
 
 registry.readers("spacy_medner.OversampledCorpus.v1")(create_oversampled_corpus)
