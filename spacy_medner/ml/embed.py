@@ -48,5 +48,6 @@ def CharEmbed(width: int, bigram_width: int, rows: int, bigram_rows: int) -> Mod
     model = chain(char_ngram_ids(), with_array(concatenate(*tables)))
     model.set_dim("nO", width + 2 * bigram_width if bigram_width > 0 else width)
     for i, table in enumerate(tables):
-        model.set_ref(f"embed_{i}", table)
+        # HashEmbed(column=...) is a chain; the ref names the node holding the table.
+        model.set_ref(f"embed_{i}", next(node for node in table.walk() if "E" in node.param_names))
     return model

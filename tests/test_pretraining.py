@@ -1,0 +1,63 @@
+"""Domain pretraining: raw text → spacy pretrain → init_tok2vec fills crf_ner's encoder."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy
+import srsly
+from spacy.training.initialize import init_nlp
+from spacy.training.pretrain import pretrain
+from spacy.util import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "configs" / "cpu_default.cfg"
+
+
+def test_texts_command_writes_pretraining_jsonl(tmp_path):
+    raw = tmp_path / "notes.txt"
+    raw.write_text("\ufeff患者腹部CT示肝脏多发占位。\n\n复查血常规。" + "口服阿司匹林。" * 100 + "\n", encoding="utf8")
+    out = tmp_path / "raw.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-m", "spacy_medner", "texts", "plain", str(raw), "-o", str(out), "--max-length", "50"],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    texts = [line["text"] for line in srsly.read_jsonl(out)]
+    assert texts[0] == "患者腹部CT示肝脏多发占位。"
+    assert all(len(t) <= 50 for t in texts) and "".join(texts[1:]) == "复查血常规。" + "口服阿司匹林。" * 100
+
+
+def encoder_params(model):
+    return {(node.id, name): node.get_param(name).copy() for node in model.walk() for name in node.param_names}
+
+
+def test_pretrained_weights_initialise_the_encoder(tmp_path):
+    raw = tmp_path / "raw.jsonl"
+    texts = [line["text"] for line in srsly.read_jsonl(ROOT / "assets" / "demo" / "train.jsonl")][:40]
+    srsly.write_jsonl(raw, [{"text": t} for t in texts])
+    overrides = {"paths.raw_text": str(raw), "pretraining.max_epochs": 1, "pretraining.batcher.size": 1000}
+    (tmp_path / "pretrain").mkdir()
+    pretrain(load_config(CONFIG, overrides=overrides, interpolate=True), tmp_path / "pretrain", silent=True)
+    weights = tmp_path / "pretrain" / "model0.bin"
+    assert weights.exists()
+
+    from spacy_medner.corpora.convert import convert
+
+    for split in ("train", "dev"):
+        docbin, _, _ = convert("doccano", [ROOT / "assets" / "demo" / f"{split}.jsonl"])
+        docbin.to_disk(tmp_path / f"{split}.spacy")
+    paths = {"paths.train": str(tmp_path / "train.spacy"), "paths.dev": str(tmp_path / "dev.spacy")}
+    plain = init_nlp(load_config(CONFIG, overrides=paths, interpolate=False))
+    pretrained = init_nlp(load_config(CONFIG, overrides={**paths, "paths.init_tok2vec": str(weights)}, interpolate=False))
+    encoder = pretrained.get_pipe("crf_ner").model.get_ref("encoder")
+    # The encoder holds exactly the saved weights: load them into a fresh copy and compare.
+    reference = plain.get_pipe("crf_ner").model.get_ref("encoder")
+    table_before = reference.get_ref("tok2vec").get_ref("embed_0").get_param("E").copy()
+    reference.from_bytes(weights.read_bytes())
+    assert not numpy.array_equal(table_before, reference.get_ref("tok2vec").get_ref("embed_0").get_param("E"))
+    for a, b in zip(encoder.walk(), reference.walk()):
+        for name in a.param_names:
+            assert numpy.array_equal(a.get_param(name), b.get_param(name))
+    torch_a = encoder.get_ref("encoder").shims[0]._model.state_dict()
+    torch_b = reference.get_ref("encoder").shims[0]._model.state_dict()
+    assert all(torch_a[k].equal(torch_b[k]) for k in torch_a)
