@@ -15,7 +15,6 @@ from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples, validate_get_examples
-from spacy.util import registry
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, set_dropout_rate
 
@@ -118,7 +117,7 @@ class CRFEntityRecognizer(TrainablePipe):
             raise ValueError(f"[spacy_medner] Labels must be strings, got {label!r}.")
         if label in self.cfg["labels"]:
             return 0
-        if self.model.get_ref("decoder").get_dim("nO") is not None:
+        if self.model.get_ref("decoder").has_dim("nO"):  # None (declared, unset) before initialize
             raise ValueError(
                 f"[spacy_medner] Cannot add label {label!r} to '{self.name}' after it was initialized: "
                 "the tag set fixes the model's output size. Give all labels before nlp.initialize()."

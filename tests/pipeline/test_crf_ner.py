@@ -220,6 +220,16 @@ def test_partially_annotated_doc_trains():
     assert ("阿司匹林", "药物") in entities([nlp(text)])[0]
 
 
+def test_add_label_before_initialize():
+    nlp = spacy.blank("zh")
+    ner = nlp.add_pipe("crf_ner", config=ner_config())
+    assert ner.add_label("罕见标签") == 1 and ner.add_label("罕见标签") == 0
+    nlp.initialize(lambda: examples(nlp))
+    # Labels given before initialize are kept even if no example has them.
+    assert "罕见标签" in ner.labels and "药物" in ner.labels
+    assert ner.model.get_ref("decoder").get_dim("nO") == 1 + 4 * 7
+
+
 def test_labels_from_initialize_argument():
     nlp = spacy.blank("zh")
     ner = nlp.add_pipe("crf_ner", config=ner_config())
