@@ -111,19 +111,18 @@ def test_overfitting_IO_tok2vec_listener(tmp_path):
     assert_overfits_and_round_trips(train(nlp), tmp_path)
 
 
-def transformer_nlp(tiny_bert, window=32, stride=24, **encoder_options):
+def transformer_nlp(tiny_bert, window=32, stride=24, transformer=None, **encoder_options):
+    """A transformer component (TransformerModel.v3 unless `transformer` overrides
+    its model config) and crf_ner listening to it."""
     nlp = spacy.blank("zh")
-    nlp.add_pipe(
-        "transformer",
-        config={
-            "model": {
-                "@architectures": "spacy-transformers.TransformerModel.v3",
-                "name": tiny_bert,
-                "tokenizer_config": {"use_fast": True},
-                "get_spans": {"@span_getters": "spacy-transformers.strided_spans.v1", "window": window, "stride": stride},
-            }
-        },
-    )
+    model = {
+        "@architectures": "spacy-transformers.TransformerModel.v3",
+        "name": tiny_bert,
+        "tokenizer_config": {"use_fast": True},
+        "get_spans": {"@span_getters": "spacy-transformers.strided_spans.v1", "window": window, "stride": stride},
+    }
+    model.update(transformer or {})
+    nlp.add_pipe("transformer", config={"model": model})
     listener = {
         "@architectures": "spacy-transformers.TransformerListener.v1",
         "grad_factor": 1.0,

@@ -9,31 +9,15 @@ import pytest
 import spacy
 from thinc.api import fix_random_seed
 
-from .test_crf_ner import entities, examples, ner_config, train
+from .test_crf_ner import entities, examples, train, transformer_nlp
 
 TEXTS = ["患者因直肠癌于我院行直肠癌根治术", "口服阿司匹林后复查血常规"]
 
 
 def lora_nlp(tiny_bert):
     fix_random_seed(0)
-    nlp = spacy.blank("zh")
-    nlp.add_pipe(
-        "transformer",
-        config={
-            "model": {
-                "@architectures": "spacy_medner.LoraTransformerModel.v1",
-                "name": tiny_bert,
-                "tokenizer_config": {"use_fast": True},
-                "get_spans": {"@span_getters": "spacy-transformers.strided_spans.v1", "window": 32, "stride": 24},
-                "lora_r": 4,
-                "lora_alpha": 8,
-                "lora_dropout": 0.0,
-            }
-        },
-    )
-    listener = {"@architectures": "spacy-transformers.TransformerListener.v1", "grad_factor": 1.0, "pooling": {"@layers": "reduce_mean.v1"}, "upstream": "*"}
-    nlp.add_pipe("crf_ner", config=ner_config(tok2vec=listener))
-    return nlp
+    lora = {"@architectures": "spacy_medner.LoraTransformerModel.v1", "lora_r": 4, "lora_alpha": 8, "lora_dropout": 0.0}
+    return transformer_nlp(tiny_bert, transformer=lora)
 
 
 def hf_model(nlp):
