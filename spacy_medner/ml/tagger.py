@@ -118,7 +118,7 @@ def decode(model: Model, emissions: List[Floats2d]) -> List[Ints1d]:
 def decoder_loss(
     model: Model, emissions: List[Floats2d], gold: List[numpy.ndarray]
 ) -> Tuple[float, List[Floats2d]]:
-    """Mean negative log-likelihood per doc, and its gradient w.r.t. the
+    """The decoder's training loss (`TagDecoder.sequence_loss`), mean per doc, and its gradient w.r.t. the
     emissions. The gradient w.r.t. the decoder's own weights (CRF
     transitions) is left on them for the next `finish_update`.
 
