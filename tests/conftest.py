@@ -29,6 +29,7 @@ def shared_corpus(name: str) -> Path:
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> str:
     """A tiny random BERT with a Chinese character vocabulary, saved offline."""
+    import torch
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     path = tmp_path_factory.mktemp("tiny_bert")
@@ -41,5 +42,6 @@ def tiny_bert(tmp_path_factory) -> str:
         vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
         intermediate_size=64, max_position_embeddings=64,
     )
+    torch.manual_seed(0)  # the same random weights in every run
     BertModel(config).save_pretrained(str(path))
     return str(path)
