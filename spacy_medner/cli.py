@@ -41,13 +41,13 @@ def convert_cli(
     max_length: int = typer.Option(0, "--max-length", help="Split records longer than this many characters at sentence ends (0: never)."),
     span_key: str = typer.Option("sc", "--span-key", help="doc.spans key that keeps every entity, nested ones included."),
     lang: str = typer.Option("zh", "--lang", help="spaCy language of the tokenizer."),
-    bad_tags: BadTags = typer.Option(BadTags.repair, "--bad-tags", help="conll only: repair or reject malformed tags."),
+    bad_tags: BadTags = typer.Option(BadTags.repair, "--bad-tags", help="conll and healthner: repair or reject malformed tags."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print the summary only."),
 ) -> None:
     """Convert a corpus to spaCy's DocBin, with a report of every entity changed."""
     if (dev_output is None) != (dev_ratio == 0):
         fail("--dev-output and --dev-ratio go together.")
-    options = {"bad_tags": bad_tags.value} if format.value == "conll" else {}
+    options = {"bad_tags": bad_tags.value} if format.value in ("conll", "healthner") else {}
     try:
         train, dev, report = convert(
             format.value, inputs, lang=lang, max_length=max_length, span_key=span_key,

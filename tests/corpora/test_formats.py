@@ -77,6 +77,39 @@ def test_conll_bio_bioes_crlf_and_repairs(tmp_path):
         convert("conll", [path], reader_options={"bad_tags": "reject"})
 
 
+def healthner_line(id, chars, labels, **extra):
+    record = {"id": id, "genre": "ft", "sentence": "".join(chars), "character": list(chars), "character_label": labels, **extra}
+    return json.dumps(record, ensure_ascii=False)
+
+
+def test_healthner_json_lines_repairs_tags_like_conll(tmp_path):
+    lines = [
+        healthner_line("00000", "骨骼含鈣", ["B-BODY", "I-BODY", "O", "B-CHEM"]),
+        healthner_line("00001", "頭痛發燒", ["B-SYMP", "i-SYMP", "O-SYMP", "I-SYMP"]),
+    ]
+    path = write(tmp_path / "test.json", "\n".join(lines) + "\n")
+    train, _, report = convert("healthner", [path])
+    assert ents_of(train) == [[("骨骼", "BODY"), ("鈣", "CHEM")], [("頭痛", "SYMP"), ("燒", "SYMP")]]
+    assert report.change_counts == {"tag_repaired": 3}
+    assert {c["record"] for c in report.changes} == {"test.json:00001"}
+    with pytest.raises(ConversionError, match=r"test.json, line 2, character 1: malformed tag 'i-SYMP'"):
+        convert("healthner", [path], reader_options={"bad_tags": "reject"})
+    mismatch = write(tmp_path / "bad.json", healthner_line("0", "骨骼", ["B-BODY"]))
+    with pytest.raises(ConversionError, match=r"bad.json, line 1: 2 characters but 1 character labels"):
+        convert("healthner", [mismatch])
+
+
+def test_zip_member_path_selects_one_member(tmp_path):
+    archive = tmp_path / "corpus.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("corpus_train", "口\tO\n服\tO\n阿\tB-DRUG\n司\tI-DRUG\n")
+        z.writestr("corpus_test", "血\tB-TEST\n常\tI-TEST\n")
+    assert ents_of(convert("conll", [archive])[0]) == [[("血常", "TEST")], [("阿司", "DRUG")]]
+    assert ents_of(convert("conll", [archive / "corpus_train"])[0]) == [[("阿司", "DRUG")]]
+    with pytest.raises(ConversionError, match=r"corpus.zip: has no member 'corpus_dev'"):
+        convert("conll", [archive / "corpus_dev"])
+
+
 def test_doccano_and_prodigy(tmp_path):
     doccano = write(tmp_path / "d.jsonl", json.dumps({"text": "行直肠癌根治术", "label": [[1, 7, "手术"], [1, 4, "疾病和诊断"]]}, ensure_ascii=False) + "\n")
     train, _, _ = convert("doccano", [doccano])

@@ -45,7 +45,18 @@ def test_rocling_malformed_tags_are_repaired_and_counted():
         assert totals(r) == (n, n, n)
 
 
+def test_healthner_test_json():
+    _, _, report = convert("healthner", [shared_corpus("rocling") / "test.json"])
+    assert (report.records, totals(report)) == (2531, (7305, 7305, 7305))
+    assert not report.changes
+
+
 @pytest.mark.slow
 def test_msra_zip():
     _, _, report = convert("conll", [shared_corpus("msra") / "MSRA.zip"])
     assert (report.records, totals(report)) == (45000 + 3442, (75059 + 6190,) * 3)
+
+
+def test_msra_zip_member_is_the_official_test_split():
+    _, _, report = convert("conll", [shared_corpus("msra") / "MSRA.zip" / "msra_test_bio"])
+    assert (report.records, totals(report)) == (3442, (6190,) * 3)

@@ -22,8 +22,6 @@ TAG = re.compile(r"^(O|[BIESbies]-\S+|[Oo]-\S+)$")
 
 
 def read_conll(paths: Iterable, report: ConversionReport, bad_tags: str = "repair") -> Iterator[Record]:
-    if bad_tags not in ("repair", "reject"):
-        raise ValueError(f"[spacy_medner] bad_tags must be 'repair' or 'reject', got {bad_tags!r}")
     for path, data in input_files(paths):
         text = non_empty(path, read_text(path, data))
         chars: List[str] = []
@@ -33,16 +31,16 @@ def read_conll(paths: Iterable, report: ConversionReport, bad_tags: str = "repai
             line = raw.rstrip("\r")
             if not line.strip():
                 if chars:
-                    yield _record(path, first_line, chars, tags, report, bad_tags)
+                    yield tagged_record(path, f"{path.name}:{first_line}", chars, tags, report, bad_tags)
                 chars, tags = [], []
                 continue
             if not chars:
                 first_line = number
             char, tag = _parse_line(path, number, line)
             chars.append(char)
-            tags.append((tag, number))
+            tags.append((tag, f"line {number}"))
         if chars:
-            yield _record(path, first_line, chars, tags, report, bad_tags)
+            yield tagged_record(path, f"{path.name}:{first_line}", chars, tags, report, bad_tags)
 
 
 def _parse_line(path, number: int, line: str) -> Tuple[str, str]:
@@ -58,15 +56,20 @@ def _parse_line(path, number: int, line: str) -> Tuple[str, str]:
     return char, tag
 
 
-def _record(path, first_line: int, chars: List[str], tags: List[Tuple[str, int]], report: ConversionReport, bad_tags: str) -> Record:
-    record_id = f"{path.name}:{first_line}"
+def tagged_record(
+    path, record_id: str, chars: List[str], tags: List[Tuple[str, str]], report: ConversionReport, bad_tags: str
+) -> Record:
+    """A record from one tag per character; `tags` are (tag, place for messages).
+    Malformed tags are repaired and reported, or rejected (see the module doc)."""
+    if bad_tags not in ("repair", "reject"):
+        raise ValueError(f"[spacy_medner] bad_tags must be 'repair' or 'reject', got {bad_tags!r}")
     fixed: List[str] = []
-    for i, (tag, number) in enumerate(tags):
+    for i, (tag, place) in enumerate(tags):
         repaired, reason = _repair(tag, fixed[-1] if fixed else None)
         if reason:
             if bad_tags == "reject":
-                raise ConversionError(path, f"line {number}", f"malformed tag {tag!r}: {reason} (use bad_tags='repair' to normalise)")
-            report.change("tag_repaired", record_id, tag_schemes.split_tag(repaired)[1], chars[i], f"{tag!r} at line {number}: {reason}", line=number)
+                raise ConversionError(path, place, f"malformed tag {tag!r}: {reason} (use bad_tags='repair' to normalise)")
+            report.change("tag_repaired", record_id, tag_schemes.split_tag(repaired)[1], chars[i], f"{tag!r} at {place}: {reason}", where=place)
         fixed.append(repaired)
     offsets = [0]
     for char in chars:
