@@ -66,8 +66,8 @@ def tags_to_spans(tags: Sequence[str], scheme: str) -> List[Span]:
 
     An entity runs from its B (or S) up to the last I/E of the same label, so
     the function is also total on invalid input: a stray I-X starts an entity
-    (the usual "lenient" CoNLL reading). Use `invalid_transitions` to find and
-    report such tags before decoding user data.
+    (the usual "lenient" CoNLL reading). Use `is_valid` to find such
+    sequences before decoding user data.
     """
     check_scheme(scheme)
     spans: List[Span] = []

@@ -1,0 +1,169 @@
+"""Train and score crf_ner and the baselines on one benchmark corpus.
+
+    python benchmarks/accuracy.py CORPUS [--systems crf_ner,spacy_ner,spacy_ner_cnn,crfsuite]
+        [--steps 900] [--eval-frequency 300] [--output metrics/bench] [--data corpus/bench]
+
+CORPUS is one of ccks2019, tcm_manual, rocling, msra, cmeee (read from
+../shared) or demo (the embedded demo corpus, for smoke runs). Systems:
+- crf_ner: configs/cpu_default.cfg for --steps steps (warm-up a tenth of them,
+  linear decay to zero), the model with the best dev F1 is kept;
+- spacy_ner: spaCy's transition-based `ner` on the same encoder, batcher,
+  optimizer and schedule (benchmarks/configs/spacy_ner.cfg);
+- spacy_ner_cnn: spaCy's default accuracy `ner` config (CNN tok2vec), trained
+  for the wall time crf_ner took in the same run (equal training-time budget);
+- crfsuite: character CRF with ±2 window and bigram features (fixed
+  hyper-parameters, no dev selection).
+Each test set is scored once, with the dev-selected model. Writes
+<output>/<corpus>/<system>.json and keeps models under <output>/<corpus>/models/.
+"""
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import spacy
+import srsly
+import torch
+from spacy.cli.train import train as spacy_train
+from spacy.tokens import DocBin
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks import training_log  # noqa: E402  (registers the timed logger)
+from benchmarks.common import command_line  # noqa: E402
+from benchmarks.corpora import SHARED, bench_corpora, demo_corpus, prepare  # noqa: E402
+from benchmarks.crfsuite_baseline import CharCRF  # noqa: E402
+from benchmarks.scoring import entity_set, macro, score  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = {
+    "crf_ner": ROOT / "configs" / "cpu_default.cfg",
+    "spacy_ner": ROOT / "benchmarks" / "configs" / "spacy_ner.cfg",
+    "spacy_ner_cnn": ROOT / "benchmarks" / "configs" / "spacy_ner_cnn.cfg",
+}
+SYSTEMS = [*CONFIGS, "crfsuite"]
+
+
+def train_spacy(system: str, data: Path, models: Path, args, time_budget: float = 0.0) -> Dict:
+    output = models / system
+    overrides = {
+        "paths.train": str(data / "train.spacy"), "paths.dev": str(data / "dev.spacy"),
+        "training.eval_frequency": args.eval_frequency,
+        "training.logger.@loggers": "medner_bench.TimedLogger.v1",
+    }
+    if time_budget:
+        # spaCy's own defaults (constant rate, patience 1600), stopped by the clock.
+        overrides.update({"training.max_steps": 100_000, "training.logger.time_budget": time_budget})
+    else:
+        overrides.update({
+            "training.max_steps": args.steps,
+            "training.optimizer.learn_rate.total_steps": args.steps,
+            "training.optimizer.learn_rate.warmup_steps": max(1, args.steps // 10),
+        })
+    start = time.perf_counter()
+    try:
+        spacy_train(CONFIGS[system], output, overrides=overrides)
+    except training_log.TimeBudgetReached as stop:
+        print(stop)
+    seconds = time.perf_counter() - start
+    evaluations = list(training_log.EVALUATIONS)
+    best = max(evaluations, key=lambda e: e["score"])
+    return {
+        "train_seconds": round(seconds, 1), "steps": evaluations[-1]["step"], "best_step": best["step"],
+        "seconds_to_best": best["seconds"], "dev_f": best["score"], "time_budget": time_budget or None,
+        "model": str(output / "model-best"), "evaluations": evaluations,
+    }
+
+
+def train_crfsuite(data: Path, models: Path) -> Dict:
+    nlp = spacy.blank("zh")
+    start = time.perf_counter()
+    crf = CharCRF().fit(DocBin().from_disk(data / "train.spacy").get_docs(nlp.vocab))
+    seconds = time.perf_counter() - start
+    path = models / "crfsuite.pkl"
+    crf.to_disk(path)
+    dev = score(*_gold_and_predicted(data / "dev.spacy", nlp, crf))
+    return {"train_seconds": round(seconds, 1), "seconds_to_best": round(seconds, 1), "dev_f": dev["f"], "model": str(path)}
+
+
+def _gold_and_predicted(path: Path, nlp, predictor):
+    gold = list(DocBin().from_disk(path).get_docs(nlp.vocab))
+    predicted = predictor.pipe(nlp.make_doc(d.text) for d in gold) if isinstance(predictor, CharCRF) else predictor.pipe(d.text for d in gold)
+    return entity_set(gold), entity_set(predicted)
+
+
+def evaluate(system: str, data: Path, model: str) -> Dict:
+    if system == "crfsuite":
+        nlp, predictor = spacy.blank("zh"), CharCRF.from_disk(Path(model))
+    else:
+        nlp = predictor = spacy.load(model)
+    tests = {}
+    for path in sorted(data.glob("test-*.spacy")):
+        tests[path.stem[len("test-"):]] = score(*_gold_and_predicted(path, nlp, predictor))
+    result = {"tests": tests}
+    if len(tests) > 1:
+        result["macro"] = macro(list(tests.values()))
+    return result
+
+
+def main(argv: List[str] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("corpus")
+    parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument("--steps", type=int, default=900)
+    parser.add_argument("--eval-frequency", type=int, default=300)
+    parser.add_argument("--output", type=Path, default=ROOT / "metrics" / "bench")
+    parser.add_argument("--data", type=Path, default=ROOT / "corpus" / "bench")
+    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--limit", type=int, help="keep only the first records of each split (smoke runs)")
+    parser.add_argument("--shared", type=Path, default=SHARED, help="folder holding <corpus>/raw")
+    args = parser.parse_args(argv)
+    corpora = {**bench_corpora(args.shared), "demo": demo_corpus()}
+    if args.corpus not in corpora:
+        parser.error(f"unknown corpus {args.corpus!r}; choose from {', '.join(corpora)}")
+    systems = args.systems.split(",")
+    if set(systems) - set(SYSTEMS):
+        parser.error(f"unknown systems {sorted(set(systems) - set(SYSTEMS))}; choose from {', '.join(SYSTEMS)}")
+    try:
+        data = prepare(corpora[args.corpus], args.data, max_length=args.max_length, limit=args.limit)
+    except FileNotFoundError as err:
+        print(f"skipping {args.corpus}: {err}")
+        return
+    out = args.output / args.corpus
+    models = out / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    command = command_line(argv)
+    budget = 0.0
+    for system in systems:
+        print(f"=== {args.corpus}: {system}")
+        if system == "crfsuite":
+            trained = train_crfsuite(data, models)
+        elif system == "spacy_ner_cnn":
+            budget = budget or _earlier_train_seconds(out)
+            if not budget:
+                print("skipping spacy_ner_cnn: its time budget is crf_ner's training time; run crf_ner first")
+                continue
+            trained = train_spacy(system, data, models, args, time_budget=budget)
+        else:
+            trained = train_spacy(system, data, models, args)
+            if system == "crf_ner":
+                budget = trained["train_seconds"]
+        result = {
+            "corpus": args.corpus, "system": system, "command": command, "torch_threads": torch.get_num_threads(),
+            "machine": platform.machine(), "splits": srsly.read_json(data / "splits.json"), **trained,
+            **evaluate(system, data, trained["model"]),
+        }
+        (out / f"{system}.json").write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf8")
+        tests = ", ".join(f"{name} F1 {100 * s['f']:.2f}" for name, s in result["tests"].items())
+        print(f"{args.corpus} {system}: dev F1 {100 * trained['dev_f']:.2f}; {tests}; trained {trained['train_seconds']} s")
+
+
+def _earlier_train_seconds(out: Path) -> float:
+    path = out / "crf_ner.json"
+    return srsly.read_json(path)["train_seconds"] if path.exists() else 0.0
+
+
+if __name__ == "__main__":
+    main()

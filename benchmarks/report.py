@@ -1,0 +1,209 @@
+"""Write BENCHMARKS.md from the JSON that accuracy.py, speed.py and scaling.py wrote.
+
+    python benchmarks/report.py [--metrics metrics/bench] [--output BENCHMARKS.md]
+
+Only what is in those files is reported; a corpus or system that was not run
+is listed as not measured. Machine, versions and date are read here.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Dict, List, Optional
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPORA = ["ccks2019", "tcm_manual", "rocling", "msra", "cmeee", "demo"]
+SYSTEMS = ["crf_ner", "spacy_ner", "spacy_ner_cnn", "crfsuite"]
+SYSTEM_NAMES = {
+    "crf_ner": "crf_ner, configs/cpu_default.cfg (ours)",
+    "spacy_ner": "spaCy `ner`, same encoder and schedule",
+    "spacy_ner_cnn": "spaCy `ner`, default accuracy CNN, equal wall time",
+    "crfsuite": "character CRF (sklearn-crfsuite)",
+}
+PACKAGES = ["spacy", "thinc", "torch", "spacy-transformers", "pytorch-crf", "sklearn-crfsuite", "spacy_medner"]
+TARGETS = {"ccks2019": 82.0, "msra": 90.3}
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, {platform.system()} {platform.release()}"
+
+
+def versions() -> str:
+    found = []
+    for name in PACKAGES:
+        try:
+            found.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            pass
+    return ", ".join(found)
+
+
+def pct(x: Optional[float]) -> str:
+    return "—" if x is None else f"{100 * x:.2f}"
+
+
+def load(metrics: Path) -> Dict[str, Dict[str, Dict]]:
+    results: Dict[str, Dict[str, Dict]] = {}
+    for path in sorted(metrics.glob("*/*.json")):
+        data = json.loads(path.read_text(encoding="utf8"))
+        if "corpus" in data and "system" in data:
+            results.setdefault(data["corpus"], {})[data["system"]] = data
+    return results
+
+
+def accuracy_section(corpus: str, runs: Dict[str, Dict]) -> List[str]:
+    first = next(iter(runs.values()))
+    test_names = list(first["tests"])
+    lines = [f"### {corpus}", "", first["splits"]["note"] + ".", ""]
+    split_counts = ", ".join(f"{name} {s['records']} records / {s['ents_out']} entities" for name, s in first["splits"]["splits"].items())
+    lines += [f"Splits: {split_counts}.", ""]
+    headline = "macro over " + "/".join(test_names) if len(test_names) > 1 else test_names[0]
+    lines += [
+        f"| system | dev F1 | {headline} P | R | F1 | boundary F1 | train s | s to best dev | steps |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for system in SYSTEMS:
+        if system not in runs:
+            continue
+        r = runs[system]
+        s = r["macro"] if len(test_names) > 1 else r["tests"][test_names[0]]
+        steps = r.get("steps", "—")
+        lines.append(
+            f"| {SYSTEM_NAMES[system]} | {pct(r['dev_f'])} | {pct(s['p'])} | {pct(s['r'])} | **{pct(s['f'])}** | {pct(s['boundary_f'])} "
+            f"| {r['train_seconds']:.0f} | {r['seconds_to_best']:.0f} | {steps} |"
+        )
+    if len(test_names) > 1:
+        lines += ["", "| system | " + " | ".join(f"{t} F1" for t in test_names) + " |", "|---|" + "---:|" * len(test_names)]
+        for system in SYSTEMS:
+            if system in runs:
+                lines.append(f"| {system} | " + " | ".join(pct(runs[system]["tests"][t]["f"]) for t in test_names) + " |")
+    # Per type, exact F1, on the (first) test set.
+    labels = sorted({l for r in runs.values() for l in r["tests"][test_names[0]]["per_type"]})
+    present = [s for s in SYSTEMS if s in runs]
+    lines += ["", f"Per type, exact F1 on {test_names[0]}:", "", "| type | gold | " + " | ".join(present) + " |", "|---|---:|" + "---:|" * len(present)]
+    for label in labels:
+        gold = first["tests"][test_names[0]]["per_type"].get(label, {}).get("n_gold", 0)
+        cells = [pct(runs[s]["tests"][test_names[0]]["per_type"].get(label, {}).get("f")) for s in present]
+        lines.append(f"| {label} | {gold} | " + " | ".join(cells) + " |")
+    commands = sorted({runs[s]["command"] for s in present})
+    lines += ["", "Command: " + "; ".join(f"`{c}`" for c in commands), ""]
+    return lines
+
+
+def targets_section(results) -> List[str]:
+    lines = ["## Targets", ""]
+    for corpus, target in TARGETS.items():
+        run = results.get(corpus, {}).get("crf_ner")
+        if run is None:
+            lines.append(f"- {corpus} test F1 ≥ {target}: not measured in this run.")
+            continue
+        f = 100 * run["tests"]["test"]["f"]
+        verdict = "met" if f >= target else f"missed by {target - f:.2f}"
+        lines.append(f"- {corpus} test F1 ≥ {target}: {f:.2f}, {verdict}.")
+    run = results.get("ccks2019", {}).get("crf_ner")
+    if run:
+        minutes = run["seconds_to_best"] / 60
+        lines.append(f"- CCKS2019 best dev score within 30 minutes: {minutes:.1f} minutes to the best dev evaluation, "
+                     f"{'met' if minutes <= 30 else 'missed'}.")
+    return lines + [""]
+
+
+def speed_section(metrics: Path) -> List[str]:
+    path = metrics / "speed.json"
+    if not path.exists():
+        return ["## Speed", "", "Not measured in this run.", ""]
+    speed = json.loads(path.read_text(encoding="utf8"))
+    lines = [
+        "## Speed and memory",
+        "",
+        f"`nlp.pipe` over {Path(speed['texts']).name} ({speed['docs']} docs, {speed['chars']:,} characters), "
+        f"batch {speed['rows'][0]['batch_size']}, best of {speed['repeats']}; each row in a fresh process with torch and BLAS "
+        "limited to the thread count. Peak RSS includes loading the model.",
+        "",
+        f"Command: `{speed['command']}`",
+        "",
+        "| model | threads | chars/s | peak RSS MB |",
+        "|---|---:|---:|---:|",
+    ]
+    for r in speed["rows"]:
+        lines.append(f"| {_model_name(r['model'])} | {r['threads']} | {r['chars_per_second']:,} | {r['peak_rss_mb']} |")
+    by = {(_model_name(r["model"]), r["threads"]): r["chars_per_second"] for r in speed["rows"]}
+    for threads in sorted({r["threads"] for r in speed["rows"]}):
+        ours, cnn = by.get(("crf_ner", threads)), by.get(("spacy_ner_cnn", threads))
+        if ours and cnn:
+            lines.append(f"\ncrf_ner / spaCy `ner` (CNN) on {threads} thread(s): {ours / cnn:.1f}× (target ≥ 10× and ≥ 30,000 chars/s).")
+    return lines + [""]
+
+
+def _model_name(model: str) -> str:
+    for system in SYSTEMS:
+        if f"/{system}/" in model or model.endswith(f"{system}.pkl"):
+            return system
+    return model
+
+
+def scaling_section(metrics: Path) -> List[str]:
+    path = metrics / "scaling.json"
+    if not path.exists():
+        return ["## Scaling with document length", "", "Not measured in this run.", ""]
+    scaling = json.loads(path.read_text(encoding="utf8"))
+    lines = [
+        "## Scaling with document length",
+        "",
+        f"{_model_name(scaling['model'])}, {scaling['threads']} threads, batch {scaling['batch_size']}. "
+        "Flat characters per second means cost linear in length.",
+        "",
+        f"Command: `{scaling['command']}`",
+        "",
+        "| length | docs | ms/doc | chars/s |",
+        "|---:|---:|---:|---:|",
+    ]
+    lines += [f"| {r['length']:,} | {r['docs']} | {r['ms_per_doc']} | {r['chars_per_second']:,} |" for r in scaling["rows"]]
+    if (ROOT / "benchmarks" / "scaling.png").exists():
+        lines += ["", "![prediction time against document length](benchmarks/scaling.png)"]
+    return lines + [""]
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--metrics", type=Path, default=ROOT / "metrics" / "bench")
+    parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    results = load(args.metrics)
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `python benchmarks/report.py` from the files `spacy project run benchmark` produces; every figure "
+        "below was measured by the command shown with it. CPU only, no pretrained weights.",
+        "",
+        f"- Date: {datetime.date.today().isoformat()}",
+        f"- Machine: {machine()}",
+        f"- Versions: {versions()}",
+        "",
+        "Exact: start, end and type must match. Boundary: start and end must match, any type. P/R/F1 are micro "
+        "averages over entities; \"s to best dev\" is the training time at the evaluation that gave the kept model.",
+        "",
+    ]
+    lines += targets_section(results)
+    lines += ["## Accuracy", ""]
+    for corpus in CORPORA:
+        if corpus in results:
+            lines += accuracy_section(corpus, results[corpus])
+        elif corpus != "demo":
+            lines += [f"### {corpus}", "", "Not measured in this run.", ""]
+    lines += speed_section(args.metrics)
+    lines += scaling_section(args.metrics)
+    args.output.write_text("\n".join(lines), encoding="utf8")
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

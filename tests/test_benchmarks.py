@@ -1,0 +1,105 @@
+"""The benchmark suite: its scoring and baseline pieces, and a CI-sized run of
+every script (tiny data, two steps) so that the `benchmark` workflow keeps
+working. No figure from these runs means anything; they are never timed."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import spacy
+from spacy.tokens import DocBin
+
+from benchmarks.corpora import bench_corpora, demo_corpus, prepare
+from benchmarks.crfsuite_baseline import char_features, gold_tags
+from benchmarks.scoring import macro, score
+
+from .conftest import SHARED, shared_corpus
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_exact_and_boundary_scores():
+    gold = {(0, 0, 2, "DRUG"), (0, 5, 8, "BODY"), (1, 1, 3, "TEST")}
+    predicted = {(0, 0, 2, "DRUG"), (0, 5, 8, "SYMP"), (1, 1, 4, "TEST"), (1, 6, 7, "TEST")}
+    s = score(gold, predicted)
+    assert (s["p"], s["r"]) == (1 / 4, 1 / 3)
+    assert s["f"] == pytest.approx(2 / 7)
+    assert s["boundary_f"] == pytest.approx(2 * (2 / 4) * (2 / 3) / (2 / 4 + 2 / 3))  # the BODY/SYMP span counts
+    assert s["per_type"]["DRUG"]["f"] == 1.0 and s["per_type"]["BODY"] == {"p": 0.0, "r": 0.0, "f": 0.0, "n_gold": 1}
+    assert s["per_type"]["SYMP"]["n_gold"] == 0
+    assert macro([{"p": 1, "r": 0.5, "f": 0.6, "boundary_f": 0.8}, {"p": 0, "r": 0.5, "f": 0.2, "boundary_f": 0.4}])["f"] == pytest.approx(0.4)
+
+
+def test_crf_features_are_window_and_bigrams_and_tags_follow_characters():
+    features = char_features("口服药")
+    assert {"c0=服", "c-1=口", "c+1=药", "c-2=\x02", "c+2=\x03", "b-1=口服", "b+1=服药"} <= set(features[1])
+    nlp = spacy.blank("zh")
+    doc = nlp.make_doc("口服 阿司匹林")
+    doc.ents = [doc.char_span(3, 7, label="DRUG")]
+    assert gold_tags(doc) == ["O", "O", "O", "B-DRUG", "I-DRUG", "I-DRUG", "E-DRUG"]
+
+
+def _entities(path: Path) -> int:
+    return sum(len(d.ents) for d in DocBin().from_disk(path).get_docs(spacy.blank("zh").vocab))
+
+
+def test_prepare_splits_lose_no_entity(tmp_path):
+    target = prepare(demo_corpus(), tmp_path)
+    summary = json.loads((target / "splits.json").read_text(encoding="utf8"))
+    assert set(summary["splits"]) == {"train", "dev", "test-test"}
+    assert summary["splits"]["train"]["records"] + summary["splits"]["dev"]["records"] == 320
+    for name, split in summary["splits"].items():
+        assert split["entities_in"] == split["ents_out"] == _entities(target / f"{name}.spacy")
+
+
+def test_prepare_ccks2019_official_test_and_dev_from_train(tmp_path):
+    shared_corpus("ccks2019")
+    target = prepare(bench_corpora(SHARED)["ccks2019"], tmp_path)
+    splits = json.loads((target / "splits.json").read_text(encoding="utf8"))["splits"]
+    assert (splits["train"]["records"], splits["dev"]["records"], splits["test-test"]["records"]) == (900, 100, 379)
+    assert splits["train"]["ents_out"] + splits["dev"]["ents_out"] == 17653
+    assert splits["test-test"]["ents_out"] == 6002
+
+
+def test_carved_test_split_is_disjoint_by_record(tmp_path):
+    shared_corpus("cmeee")
+    target = prepare(bench_corpora(SHARED)["cmeee"], tmp_path, limit=None)
+    splits = json.loads((target / "splits.json").read_text(encoding="utf8"))["splits"]
+    assert (splits["train"]["records"], splits["dev"]["records"], splits["test-test"]["records"]) == (3600, 400, 1000)
+    # Nested mentions: all kept between doc.ents and the span group, in every split.
+    assert sum(s["spans_out"] for s in splits.values()) == 26081
+    sources = {
+        name: {d.user_data["medner_source"]["id"] for d in DocBin(store_user_data=True).from_disk(target / f"{name}.spacy").get_docs(spacy.blank("zh").vocab)}
+        for name in splits
+    }
+    assert not (sources["train"] & sources["test-test"]) and not (sources["dev"] & sources["test-test"])
+
+
+def run(script, *args):
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *map(str, args)], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    return result.stdout
+
+
+def test_benchmark_smoke_run_writes_the_report(tmp_path):
+    metrics = tmp_path / "metrics"
+    out = run("accuracy.py", "demo", "--limit", "24", "--steps", "2", "--eval-frequency", "1", "--output", metrics, "--data", tmp_path / "data")
+    for system in ("crf_ner", "spacy_ner", "spacy_ner_cnn", "crfsuite"):
+        result = json.loads((metrics / "demo" / f"{system}.json").read_text(encoding="utf8"))
+        assert 0.0 <= result["tests"]["test"]["f"] <= 1.0
+        assert result["tests"]["test"]["n_gold"] > 0 and result["train_seconds"] > 0
+        assert f"demo {system}: dev F1" in out
+    assert json.loads((metrics / "demo" / "spacy_ner_cnn.json").read_text(encoding="utf8"))["time_budget"] > 0
+    models = metrics / "demo" / "models"
+    texts = ROOT / "assets" / "demo" / "dev.jsonl"
+    run("speed.py", models / "crf_ner" / "model-best", "--crfsuite", models / "crfsuite.pkl", "--texts", texts,
+        "--repeats", "1", "--threads", "1", "--json", metrics / "speed.json")
+    run("scaling.py", models / "crf_ner" / "model-best", "--texts", texts, "--lengths", "100,300", "--chars-per-length", "600",
+        "--threads", "1", "--plot", tmp_path / "scaling.png", "--json", metrics / "scaling.json")
+    assert (tmp_path / "scaling.png").read_bytes()[:4] == b"\x89PNG"
+    run("report.py", "--metrics", metrics, "--output", tmp_path / "BENCHMARKS.md")
+    report = (tmp_path / "BENCHMARKS.md").read_text(encoding="utf8")
+    assert "### demo" in report and report.count("| crf_ner | 1 |") == 1 and "| crfsuite | 1 |" in report
+    assert "python benchmarks/accuracy.py demo --limit 24" in report and "| 300 |" in report
+    assert "### ccks2019\n\nNot measured in this run." in report
