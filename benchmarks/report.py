@@ -16,11 +16,12 @@ from typing import Dict, List, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPORA = ["ccks2019", "tcm_manual", "rocling", "msra", "cmeee", "demo"]
-SYSTEMS = ["crf_ner", "spacy_ner", "spacy_ner_cnn", "crfsuite"]
+SYSTEMS = ["crf_ner", "spacy_ner", "spacy_ner_cnn", "spacy_ner_cnn_converged", "crfsuite"]
 SYSTEM_NAMES = {
     "crf_ner": "crf_ner, configs/cpu_default.cfg (ours)",
     "spacy_ner": "spaCy `ner`, same encoder and schedule",
     "spacy_ner_cnn": "spaCy `ner`, default accuracy CNN, equal wall time",
+    "spacy_ner_cnn_converged": "spaCy `ner`, default accuracy CNN, trained to convergence",
     "crfsuite": "character CRF (sklearn-crfsuite)",
 }
 PACKAGES = ["spacy", "thinc", "torch", "spacy-transformers", "pytorch-crf", "sklearn-crfsuite", "spacy_medner"]
@@ -80,6 +81,9 @@ def accuracy_section(corpus: str, runs: Dict[str, Dict]) -> List[str]:
             f"| {SYSTEM_NAMES[system]} | {pct(r['dev_f'])} | {pct(s['p'])} | {pct(s['r'])} | **{pct(s['f'])}** | {pct(s['boundary_f'])} "
             f"| {r['train_seconds']:.0f} | {r['seconds_to_best']:.0f} | {steps} |"
         )
+    missing = [SYSTEM_NAMES[s] for s in SYSTEMS if s not in runs]
+    if missing:
+        lines += ["", "Not measured in this run: " + "; ".join(missing) + "."]
     if len(test_names) > 1:
         lines += ["", "| system | " + " | ".join(f"{t} F1" for t in test_names) + " |", "|---|" + "---:|" * len(test_names)]
         for system in SYSTEMS:
