@@ -120,14 +120,20 @@ def targets_section(results) -> List[str]:
     return lines + [""]
 
 
-def speed_section(metrics: Path) -> List[str]:
-    path = metrics / "speed.json"
+def _measured(metrics: Path, name: str, title: str):
+    """(the JSON of metrics/<name>, heading lines), or (None, lines saying it was not measured)."""
+    path = metrics / name
+    heading = [f"## {title}", ""]
     if not path.exists():
-        return ["## Speed", "", "Not measured in this run.", ""]
-    speed = json.loads(path.read_text(encoding="utf8"))
-    lines = [
-        "## Speed and memory",
-        "",
+        return None, heading + ["Not measured in this run.", ""]
+    return json.loads(path.read_text(encoding="utf8")), heading
+
+
+def speed_section(metrics: Path) -> List[str]:
+    speed, lines = _measured(metrics, "speed.json", "Speed and memory")
+    if speed is None:
+        return lines
+    lines += [
         f"`nlp.pipe` over {Path(speed['texts']).name} ({speed['docs']} docs, {speed['chars']:,} characters), "
         f"batch {speed['rows'][0]['batch_size']}, best of {speed['repeats']}; each row in a fresh process with torch and BLAS "
         "limited to the thread count. Peak RSS includes loading the model.",
@@ -155,13 +161,10 @@ def _model_name(model: str) -> str:
 
 
 def scaling_section(metrics: Path) -> List[str]:
-    path = metrics / "scaling.json"
-    if not path.exists():
-        return ["## Scaling with document length", "", "Not measured in this run.", ""]
-    scaling = json.loads(path.read_text(encoding="utf8"))
-    lines = [
-        "## Scaling with document length",
-        "",
+    scaling, lines = _measured(metrics, "scaling.json", "Scaling with document length")
+    if scaling is None:
+        return lines
+    lines += [
         f"{_model_name(scaling['model'])}, {scaling['threads']} threads, batch {scaling['batch_size']}. "
         "Flat characters per second means cost linear in length.",
         "",
