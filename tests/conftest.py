@@ -19,6 +19,15 @@ TRAIN_DATA = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def seeded():
+    """Every test starts from the same random state (python, numpy, torch), so
+    its outcome cannot depend on which tests ran before it."""
+    from thinc.api import fix_random_seed
+
+    fix_random_seed(0)
+
+
 def shared_corpus(name: str) -> Path:
     path = SHARED / name / "raw"
     if not path.exists():
