@@ -96,7 +96,7 @@ def prepare(corpus: BenchCorpus, out: Path, max_length: int = 256, seed: int = 0
         records += read_records(fmt, inputs, train_report, {"bad_tags": "repair"} if fmt in ("conll", "healthner") else None)
     splits = {}
     if corpus.test_ratio:
-        records, splits["test"] = split_records(records, corpus.test_ratio, seed)
+        records, splits["test-test"] = split_records(records, corpus.test_ratio, seed)
     splits["train"], splits["dev"] = split_records(records, corpus.dev_ratio, seed)
     for name, split in splits.items():
         _write(target, name, split[:limit], max_length, summary, train_report.format, train_report.inputs, train_report.changes)
@@ -104,9 +104,6 @@ def prepare(corpus: BenchCorpus, out: Path, max_length: int = 256, seed: int = 0
         report = ConversionReport(format=fmt, inputs=[str(corpus.folder / p) for p in paths])
         split = read_records(fmt, [corpus.folder / p for p in paths], report, {"bad_tags": "repair"} if fmt in ("conll", "healthner") else None)
         _write(target, f"test-{test_name}", split[:limit], max_length, summary, fmt, report.inputs, report.changes)
-    if corpus.test_ratio:
-        (target / "test.spacy").rename(target / "test-test.spacy")
-        summary["splits"]["test-test"] = summary["splits"].pop("test")
     (target / "splits.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf8")
     return target
 

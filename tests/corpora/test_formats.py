@@ -94,6 +94,9 @@ def test_healthner_json_lines_repairs_tags_like_conll(tmp_path):
     assert {c["record"] for c in report.changes} == {"test.json:00001"}
     with pytest.raises(ConversionError, match=r"test.json, line 2, character 1: malformed tag 'i-SYMP'"):
         convert("healthner", [path], reader_options={"bad_tags": "reject"})
+    unreadable = write(tmp_path / "tags.json", healthner_line("0", "骨骼", ["B-BODY", "BODY"]))
+    with pytest.raises(ConversionError, match=r"tags.json, line 1, character 1: unreadable tag 'BODY'"):
+        convert("healthner", [unreadable])
     mismatch = write(tmp_path / "bad.json", healthner_line("0", "骨骼", ["B-BODY"]))
     with pytest.raises(ConversionError, match=r"bad.json, line 1: 2 characters but 1 character labels"):
         convert("healthner", [mismatch])

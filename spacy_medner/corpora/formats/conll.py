@@ -51,8 +51,6 @@ def _parse_line(path, number: int, line: str) -> Tuple[str, str]:
         char, tag = line[0], line[2:].strip()  # the character may itself be a space
     else:
         raise ConversionError(path, f"line {number}", f"expected '<character><TAB><tag>', got {line!r}")
-    if not TAG.match(tag):
-        raise ConversionError(path, f"line {number}", f"unreadable tag {tag!r}; expected O, B-X, I-X, E-X or S-X")
     return char, tag
 
 
@@ -65,6 +63,8 @@ def tagged_record(
         raise ValueError(f"[spacy_medner] bad_tags must be 'repair' or 'reject', got {bad_tags!r}")
     fixed: List[str] = []
     for i, (tag, place) in enumerate(tags):
+        if not TAG.match(tag):
+            raise ConversionError(path, place, f"unreadable tag {tag!r}; expected O, B-X, I-X, E-X or S-X")
         repaired, reason = _repair(tag, fixed[-1] if fixed else None)
         if reason:
             if bad_tags == "reject":
