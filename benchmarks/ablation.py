@@ -3,13 +3,14 @@ config, trained and scored on one corpus; one table as markdown and JSON.
 
     python benchmarks/ablation.py TRAIN.spacy DEV.spacy --output metrics/ablation
         [--config configs/cpu_default.cfg] [--steps 300] [--init-tok2vec pretrain/model-last.bin]
-        [--rows crf,softmax,...]
+        [--rows crf,softmax,...] [--fgm-epsilon 0]
 
 Rows (groups): decoder (crf, softmax); encoder (plain, bilstm, bigru, att,
 mha, bigru_mha); heads (mha_heads_1/4/8/12, on a 384-wide BiGRU so that 12
 divides it); fgm (fgm_off, fgm_on); loss (softmax vs focal); pretraining
-(off/on, only with --init-tok2vec). Scores are the best dev scores seen
-during training (spaCy's model-best).
+(off/on, only with --init-tok2vec). --fgm-epsilon sets FGM for every row but
+the fgm group (default: the config's, 1.0 in cpu_default.cfg). Scores are the
+best dev scores seen during training (spaCy's model-best).
 """
 import argparse
 import json
@@ -90,6 +91,7 @@ def main(argv=None) -> None:
     parser.add_argument("--eval-frequency", type=int, default=100)
     parser.add_argument("--init-tok2vec", type=Path)
     parser.add_argument("--rows", help="comma-separated subset of: " + ", ".join(ROWS))
+    parser.add_argument("--fgm-epsilon", type=float, help="FGM strength for all rows outside the fgm group")
     args = parser.parse_args(argv)
     names = args.rows.split(",") if args.rows else list(ROWS)
     unknown = [n for n in names if n not in ROWS]
@@ -97,7 +99,8 @@ def main(argv=None) -> None:
         parser.error(f"unknown rows {unknown}; choose from {list(ROWS)}")
     results = []
     for name in names:
-        overrides = dict(ROWS[name][1])
+        base = {} if args.fgm_epsilon is None else {f"{NER}.fgm_epsilon": args.fgm_epsilon}
+        overrides = {**base, **ROWS[name][1]}
         if overrides.get("paths.init_tok2vec") == "INIT_TOK2VEC":
             if args.init_tok2vec is None:
                 print(f"skipping row {name}: no --init-tok2vec (run the pretrain-ccks2019 command first)")
