@@ -20,9 +20,13 @@ def _windows(x: torch.Tensor, mask: torch.Tensor, window: int, offset: int):
     left = offset
     n = (T + left + window - 1) // window
     right = n * window - T - left
-    x = nn.functional.pad(x, (0, 0, left, right))
-    mask = nn.functional.pad(mask, (left, right), value=False)
-    return x.reshape(B * n, window, D), mask.reshape(B * n, window), (B, T, left)
+    # Copy into a zeroed buffer: on CPU, F.pad of a large (B, T, D) tensor
+    # cost four times as much and was a fifth of prediction time.
+    padded = x.new_zeros(B, left + T + right, D)
+    padded[:, left : left + T] = x
+    padded_mask = mask.new_zeros(B, left + T + right)
+    padded_mask[:, left : left + T] = mask
+    return padded.reshape(B * n, window, D), padded_mask.reshape(B * n, window), (B, T, left)
 
 
 def _unwindow(y: torch.Tensor, shape) -> torch.Tensor:
