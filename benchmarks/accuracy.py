@@ -1,18 +1,22 @@
 """Train and score crf_ner and the baselines on one benchmark corpus.
 
     python benchmarks/accuracy.py CORPUS [--systems crf_ner,spacy_ner,spacy_ner_cnn,crfsuite,spacy_ner_cnn_converged]
-        [--steps 900] [--eval-frequency 300] [--output metrics/bench] [--data corpus/bench]
+        [--steps 900] [--eval-frequency 300] [--time-cap SECONDS] [--init-tok2vec pretrain/model-last.bin]
+        [--output metrics/bench] [--data corpus/bench]
 
 CORPUS is one of ccks2019, tcm_manual, rocling, msra, cmeee (read from
 ../shared) or demo (the embedded demo corpus, for smoke runs). Systems:
 - crf_ner: configs/cpu_default.cfg for --steps steps (warm-up a tenth of them,
   linear decay to zero), the model with the best dev F1 is kept;
+- crf_ner_pretrained: the same, starting from the encoder weights that
+  `spacy pretrain` saved (--init-tok2vec; see the pretrain-ccks2019 command);
 - spacy_ner: spaCy's transition-based `ner` on the same encoder, batcher,
   optimizer and schedule (benchmarks/configs/spacy_ner.cfg);
 - spacy_ner_cnn: spaCy's default accuracy `ner` config (CNN tok2vec), trained
   for the wall time crf_ner took in the same run (equal training-time budget);
 - spacy_ner_cnn_converged: the same config trained as spaCy's defaults say
-  (up to 20,000 steps, stopping after 1,600 without a better dev score);
+  (up to 20,000 steps, stopping after 1,600 without a better dev score),
+  or at --time-cap seconds if that comes first (the JSON says which stopped it);
 - crfsuite: character CRF with ±2 window and bigram features (fixed
   hyper-parameters, no dev selection).
 Each test set is scored once, with the dev-selected model. Writes
@@ -42,6 +46,7 @@ from benchmarks.scoring import entity_set, macro, score  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {
     "crf_ner": ROOT / "configs" / "cpu_default.cfg",
+    "crf_ner_pretrained": ROOT / "configs" / "cpu_default.cfg",
     "spacy_ner": ROOT / "benchmarks" / "configs" / "spacy_ner.cfg",
     "spacy_ner_cnn": ROOT / "benchmarks" / "configs" / "spacy_ner_cnn.cfg",
     "spacy_ner_cnn_converged": ROOT / "benchmarks" / "configs" / "spacy_ner_cnn.cfg",
@@ -57,12 +62,16 @@ def train_spacy(system: str, data: Path, models: Path, args, time_budget: float 
         "training.logger.@loggers": "medner_bench.TimedLogger.v1",
     }
     if system == "spacy_ner_cnn_converged":
-        pass  # spaCy's own schedule and stopping rule
+        # spaCy's own schedule and stopping rule; the cap only keeps a run inside a session.
+        if args.time_cap:
+            overrides["training.logger.time_budget"] = args.time_cap
     elif time_budget:
         # spaCy's own defaults (constant rate, patience 1600), stopped by the clock.
         overrides.update({"training.max_steps": 100_000, "training.logger.time_budget": time_budget,
                           "training.eval_frequency": args.eval_frequency})
     else:
+        if system == "crf_ner_pretrained":
+            overrides["paths.init_tok2vec"] = str(args.init_tok2vec)
         overrides["training.eval_frequency"] = args.eval_frequency
         overrides.update({
             "training.max_steps": args.steps,
@@ -70,16 +79,19 @@ def train_spacy(system: str, data: Path, models: Path, args, time_budget: float 
             "training.optimizer.learn_rate.warmup_steps": max(1, args.steps // 10),
         })
     start = time.perf_counter()
+    stopped_by = "patience or max_steps"
     try:
         spacy_train(CONFIGS[system], output, overrides=overrides)
     except training_log.TimeBudgetReached as stop:
         print(stop)
+        stopped_by = "time budget" if time_budget else "time cap"
     seconds = time.perf_counter() - start
     evaluations = list(training_log.EVALUATIONS)
     best = max(evaluations, key=lambda e: e["score"])
     return {
         "train_seconds": round(seconds, 1), "steps": evaluations[-1]["step"], "best_step": best["step"],
         "seconds_to_best": best["seconds"], "dev_f": best["score"], "time_budget": time_budget or None,
+        "stopped_by": stopped_by, "init_tok2vec": overrides.get("paths.init_tok2vec"),
         "model": str(output / "model-best"), "evaluations": evaluations,
     }
 
@@ -121,6 +133,9 @@ def main(argv: List[str] = None) -> None:
     parser.add_argument("--systems", default=",".join(DEFAULT_SYSTEMS), help="comma-separated, from: " + ", ".join(SYSTEMS))
     parser.add_argument("--steps", type=int, default=900)
     parser.add_argument("--eval-frequency", type=int, default=300)
+    parser.add_argument("--time-cap", type=float, default=0.0,
+                        help="stop spacy_ner_cnn_converged after this many seconds if patience has not stopped it")
+    parser.add_argument("--init-tok2vec", type=Path, help="weights from `spacy pretrain`, for crf_ner_pretrained")
     parser.add_argument("--output", type=Path, default=ROOT / "metrics" / "bench")
     parser.add_argument("--data", type=Path, default=ROOT / "corpus" / "bench")
     parser.add_argument("--max-length", type=int, default=256)
@@ -133,6 +148,8 @@ def main(argv: List[str] = None) -> None:
     systems = args.systems.split(",")
     if set(systems) - set(SYSTEMS):
         parser.error(f"unknown systems {sorted(set(systems) - set(SYSTEMS))}; choose from {', '.join(SYSTEMS)}")
+    if "crf_ner_pretrained" in systems and not (args.init_tok2vec and args.init_tok2vec.exists()):
+        parser.error(f"crf_ner_pretrained needs --init-tok2vec pointing at `spacy pretrain` weights (got {args.init_tok2vec})")
     try:
         data = prepare(corpora[args.corpus], args.data, max_length=args.max_length, limit=args.limit)
     except FileNotFoundError as err:

@@ -103,3 +103,21 @@ def test_benchmark_smoke_run_writes_the_report(tmp_path):
     assert "### demo" in report and report.count("| crf_ner | 1 |") == 1 and "| crfsuite | 1 |" in report
     assert "python benchmarks/accuracy.py demo --limit 24" in report and "| 300 |" in report
     assert "### ccks2019\n\nNot measured in this run." in report
+
+
+def test_converged_row_says_when_the_time_cap_stopped_it(tmp_path):
+    metrics = tmp_path / "metrics"
+    run("accuracy.py", "demo", "--limit", "24", "--systems", "spacy_ner_cnn_converged", "--time-cap", "0.001",
+        "--output", metrics, "--data", tmp_path / "data")
+    result = json.loads((metrics / "demo" / "spacy_ner_cnn_converged.json").read_text(encoding="utf8"))
+    # The cap is checked at every evaluation, so training stops at the first one, long before 20,000 steps.
+    assert result["stopped_by"] == "time cap" and len(result["evaluations"]) == 1 and result["steps"] < 20_000
+    run("report.py", "--metrics", metrics, "--output", tmp_path / "BENCHMARKS.md")
+    assert "stopped by `--time-cap`" in (tmp_path / "BENCHMARKS.md").read_text(encoding="utf8")
+
+
+def test_pretrained_row_needs_pretrained_weights(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "accuracy.py"), "demo", "--systems", "crf_ner_pretrained",
+                             "--data", tmp_path / "data", "--output", tmp_path / "metrics"], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 2 and "crf_ner_pretrained needs --init-tok2vec" in result.stderr
+    assert not (tmp_path / "metrics").exists()
