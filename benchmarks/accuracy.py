@@ -2,7 +2,7 @@
 
     python benchmarks/accuracy.py CORPUS [--systems crf_ner,spacy_ner,spacy_ner_cnn,crfsuite,spacy_ner_cnn_converged]
         [--steps 900] [--eval-frequency 300] [--time-cap SECONDS] [--init-tok2vec pretrain/model-last.bin]
-        [--output metrics/bench] [--data corpus/bench]
+        [--output benchmarks/results] [--models training/bench] [--data corpus/bench]
 
 CORPUS is one of ccks2019, tcm_manual, rocling, msra, cmeee (read from
 ../shared) or demo (the embedded demo corpus, for smoke runs). Systems:
@@ -20,11 +20,12 @@ CORPUS is one of ccks2019, tcm_manual, rocling, msra, cmeee (read from
 - crfsuite: character CRF with ±2 window and bigram features (fixed
   hyper-parameters, no dev selection).
 Each test set is scored once, with the dev-selected model. Writes
-<output>/<corpus>/<system>.json and keeps models under <output>/<corpus>/models/.
+<output>/<corpus>/<system>.json, which is small, holds no corpus text and is
+committed (report.py builds BENCHMARKS.md from it on any machine), and keeps
+the trained models, which are not, under <models>/<corpus>/.
 """
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -38,7 +39,7 @@ from spacy.tokens import DocBin
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import training_log  # noqa: E402  (registers the timed logger)
-from benchmarks.common import command_line  # noqa: E402
+from benchmarks.common import command_line, provenance  # noqa: E402
 from benchmarks.corpora import SHARED, bench_corpora, demo_corpus, prepare  # noqa: E402
 from benchmarks.crfsuite_baseline import CharCRF  # noqa: E402
 from benchmarks.scoring import entity_set, macro, score  # noqa: E402
@@ -136,7 +137,8 @@ def main(argv: List[str] = None) -> None:
     parser.add_argument("--time-cap", type=float, default=0.0,
                         help="stop spacy_ner_cnn_converged after this many seconds if patience has not stopped it")
     parser.add_argument("--init-tok2vec", type=Path, help="weights from `spacy pretrain`, for crf_ner_pretrained")
-    parser.add_argument("--output", type=Path, default=ROOT / "metrics" / "bench")
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results", help="JSON results (committed)")
+    parser.add_argument("--models", type=Path, default=ROOT / "training" / "bench", help="trained models (not committed)")
     parser.add_argument("--data", type=Path, default=ROOT / "corpus" / "bench")
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--limit", type=int, help="keep only the first records of each split (smoke runs)")
@@ -156,7 +158,8 @@ def main(argv: List[str] = None) -> None:
         print(f"skipping {args.corpus}: {err}")
         return
     out = args.output / args.corpus
-    models = out / "models"
+    models = args.models / args.corpus
+    out.mkdir(parents=True, exist_ok=True)
     models.mkdir(parents=True, exist_ok=True)
     command = command_line(argv)
     budget = 0.0
@@ -175,8 +178,8 @@ def main(argv: List[str] = None) -> None:
             if system == "crf_ner":
                 budget = trained["train_seconds"]
         result = {
-            "corpus": args.corpus, "system": system, "command": command, "torch_threads": torch.get_num_threads(),
-            "machine": platform.machine(), "splits": srsly.read_json(data / "splits.json"), **trained,
+            "corpus": args.corpus, "system": system, "command": command, **provenance(), "torch_threads": torch.get_num_threads(),
+            "splits": srsly.read_json(data / "splits.json"), **trained,
             **evaluate(system, data, trained["model"]),
         }
         (out / f"{system}.json").write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf8")

@@ -1,20 +1,22 @@
 """Write BENCHMARKS.md from the JSON that accuracy.py, speed.py and scaling.py wrote.
 
-    python benchmarks/report.py [--metrics metrics/bench] [--output BENCHMARKS.md]
+    python benchmarks/report.py [--metrics benchmarks/results] [--output BENCHMARKS.md]
 
 Only what is in those files is reported; a corpus or system that was not run
-is listed as not measured. Machine, versions and date are read here.
+is listed as not measured. The result files are committed and each carries the
+date, machine and versions it was measured with, so the report can be rebuilt
+on any machine and can combine runs of several sessions (its header lists every
+machine and version set involved).
 """
 import argparse
-import datetime
 import json
-import os
-import platform
-from importlib.metadata import PackageNotFoundError, version
+import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import ROOT  # noqa: E402
+
 CORPORA = ["ccks2019", "tcm_manual", "rocling", "msra", "cmeee", "demo"]
 SYSTEMS = ["crf_ner", "crf_ner_pretrained", "spacy_ner", "spacy_ner_cnn", "spacy_ner_cnn_converged", "crfsuite"]
 SYSTEM_NAMES = {
@@ -25,27 +27,8 @@ SYSTEM_NAMES = {
     "spacy_ner_cnn_converged": "spaCy `ner`, default accuracy CNN, trained to convergence",
     "crfsuite": "character CRF (sklearn-crfsuite)",
 }
-PACKAGES = ["spacy", "thinc", "torch", "spacy-transformers", "pytorch-crf", "sklearn-crfsuite", "spacy_medner"]
 TARGETS = {"ccks2019": 82.0, "msra": 90.3}
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, {platform.system()} {platform.release()}"
-
-
-def versions() -> str:
-    found = []
-    for name in PACKAGES:
-        try:
-            found.append(f"{name} {version(name)}")
-        except PackageNotFoundError:
-            pass
-    return ", ".join(found)
+RECOVERED = "†"
 
 
 def pct(x: Optional[float]) -> str:
@@ -83,10 +66,12 @@ def accuracy_section(corpus: str, runs: Dict[str, Dict]) -> List[str]:
         r = runs[system]
         s = r["macro"] if len(test_names) > 1 else r["tests"][test_names[0]]
         steps = r.get("steps", "—")
+        mark = f" {RECOVERED}" if r.get("recovered_from") else ""
         lines.append(
-            f"| {SYSTEM_NAMES[system]} | {pct(r['dev_f'])} | {pct(s['p'])} | {pct(s['r'])} | **{pct(s['f'])}** | {pct(s['boundary_f'])} "
+            f"| {SYSTEM_NAMES[system]}{mark} | {pct(r['dev_f'])} | {pct(s['p'])} | {pct(s['r'])} | **{pct(s['f'])}** | {pct(s['boundary_f'])} "
             f"| {r['train_seconds']:.0f} | {r['seconds_to_best']:.0f} | {steps} |"
         )
+    lines += _recovered_note(runs.values(), " (per-type P/R and the per-evaluation log are missing)")
     for system in SYSTEMS:
         if runs.get(system, {}).get("stopped_by") == "time cap":
             r = runs[system]
@@ -111,6 +96,26 @@ def accuracy_section(corpus: str, runs: Dict[str, Dict]) -> List[str]:
         lines.append(f"| {label} | {gold} | " + " | ".join(cells) + " |")
     commands = sorted({runs[s]["command"] for s in present})
     lines += ["", "Command: " + "; ".join(f"`{c}`" for c in commands), ""]
+    return lines
+
+
+def _recovered_note(records, missing: str = "") -> List[str]:
+    """A footnote for results rebuilt from an older BENCHMARKS.md, whose raw files were not kept."""
+    sources = sorted({r["recovered_from"] for r in records if r.get("recovered_from")})
+    if not sources:
+        return []
+    return ["", f"{RECOVERED} Recovered from the tables of {', '.join(sources)}: the raw result file of that run was not "
+                f"kept, so its figures are those tables'{missing}."]
+
+
+def provenance_lines(records: List[Dict]) -> List[str]:
+    """Date, machine and versions of the runs in the report: each distinct value once."""
+    lines = []
+    for key, title in (("date", "Dates"), ("machine", "Machines"), ("versions", "Versions")):
+        values = sorted({r[key] for r in records if r.get(key)})
+        if key == "date" and len(values) > 1:
+            values = [f"{values[0]} to {values[-1]}"]
+        lines += [f"- {title}: {values[0]}"] if len(values) == 1 else [f"- {title}:"] + [f"  - {v}" for v in values]
     return lines
 
 
@@ -150,6 +155,7 @@ def speed_section(metrics: Path) -> List[str]:
     speed, lines = _measured(metrics, "speed.json", "Speed and memory")
     if speed is None:
         return lines
+    lines += _recovered_note([speed])[1:] + [""] if speed.get("recovered_from") else []
     lines += [
         f"`nlp.pipe` over {Path(speed['texts']).name} ({speed['docs']} docs, {speed['chars']:,} characters), "
         f"batch {speed['rows'][0]['batch_size']}, best of {speed['repeats']}; each row in a fresh process with torch and BLAS "
@@ -189,6 +195,7 @@ def scaling_section(metrics: Path) -> List[str]:
     scaling, lines = _measured(metrics, "scaling.json", "Scaling with document length")
     if scaling is None:
         return lines
+    lines += _recovered_note([scaling])[1:] + [""] if scaling.get("recovered_from") else []
     lines += [
         f"{_model_name(scaling['model'])}, {scaling['threads']} threads, batch {scaling['batch_size']}. "
         "Flat characters per second means cost linear in length.",
@@ -206,20 +213,22 @@ def scaling_section(metrics: Path) -> List[str]:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--metrics", type=Path, default=ROOT / "metrics" / "bench")
+    parser.add_argument("--metrics", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--notes", type=Path, default=ROOT / "benchmarks" / "notes.md", help="hand-written reading of the figures, appended if present")
     args = parser.parse_args(argv)
     results = load(args.metrics)
+    records = [r for runs in results.values() for r in runs.values()]
+    records += [json.loads((args.metrics / name).read_text(encoding="utf8")) for name in ("speed.json", "scaling.json")
+                if (args.metrics / name).exists()]
     lines = [
         "# Benchmarks",
         "",
-        "Written by `python benchmarks/report.py` from the files `spacy project run benchmark` produces; every figure "
-        "below was measured by the command shown with it. CPU only, no pretrained weights.",
+        "Written by `python benchmarks/report.py` from the result files in benchmarks/results/ (committed; "
+        "`spacy project run benchmark` writes them); every figure below was measured by the command shown with it. "
+        "CPU only, no downloaded pretrained weights.",
         "",
-        f"- Date: {datetime.date.today().isoformat()}",
-        f"- Machine: {machine()}",
-        f"- Versions: {versions()}",
+        *provenance_lines(records),
         "",
         "Exact: start, end and type must match. Boundary: start and end must match, any type. P/R/F1 are micro "
         "averages over entities; \"s to best dev\" is the training time at the evaluation that gave the kept model.",

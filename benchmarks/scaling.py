@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import command_line  # noqa: E402
+from benchmarks.common import command_line, provenance  # noqa: E402
 from benchmarks.speed import load_predictor, load_texts  # noqa: E402
 
 
@@ -56,7 +56,7 @@ def main(argv=None) -> None:
                "chars_per_second": round(len(docs) * length / seconds)}
         rows.append(row)
         print(f"{length:>6} chars: {row['ms_per_doc']:>9.2f} ms/doc, {row['chars_per_second']:,} chars/s ({len(docs)} docs)")
-    summary = {"command": command_line(argv), "model": args.model, "threads": args.threads, "batch_size": args.batch_size, "rows": rows}
+    summary = {"command": command_line(argv), **provenance(), "model": args.model, "threads": args.threads, "batch_size": args.batch_size, "rows": rows}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(summary, indent=2), encoding="utf8")

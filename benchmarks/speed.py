@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import command_line  # noqa: E402
+from benchmarks.common import command_line, provenance  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CCKS_TEST = ROOT.parent / "shared" / "corpora" / "ccks2019" / "raw" / "subtask1_test_set_with_answer.json"
@@ -114,7 +114,7 @@ def main(argv=None) -> None:
             print(f"{model}  threads {threads}: {row['chars_per_second']:,} chars/s ({row['seconds']} s), peak RSS {row['peak_rss_mb']} MB")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        summary = {"command": command_line(argv), "texts": str(source), "docs": len(texts), "chars": n_chars, "repeats": args.repeats, "rows": rows}
+        summary = {"command": command_line(argv), **provenance(), "texts": str(source), "docs": len(texts), "chars": n_chars, "repeats": args.repeats, "rows": rows}
         args.json.write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf8")
 
 

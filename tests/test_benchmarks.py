@@ -84,14 +84,14 @@ def run(script, *args):
 
 def test_benchmark_smoke_run_writes_the_report(tmp_path):
     metrics = tmp_path / "metrics"
-    out = run("accuracy.py", "demo", "--limit", "24", "--steps", "2", "--eval-frequency", "1", "--output", metrics, "--data", tmp_path / "data")
+    out = run("accuracy.py", "demo", "--limit", "24", "--steps", "2", "--eval-frequency", "1", "--output", metrics, "--models", tmp_path / "models", "--data", tmp_path / "data")
     for system in ("crf_ner", "spacy_ner", "spacy_ner_cnn", "crfsuite"):
         result = json.loads((metrics / "demo" / f"{system}.json").read_text(encoding="utf8"))
         assert 0.0 <= result["tests"]["test"]["f"] <= 1.0
         assert result["tests"]["test"]["n_gold"] > 0 and result["train_seconds"] > 0
         assert f"demo {system}: dev F1" in out
     assert json.loads((metrics / "demo" / "spacy_ner_cnn.json").read_text(encoding="utf8"))["time_budget"] > 0
-    models = metrics / "demo" / "models"
+    models = tmp_path / "models" / "demo"
     texts = ROOT / "assets" / "demo" / "dev.jsonl"
     run("speed.py", models / "crf_ner" / "model-best", "--crfsuite", models / "crfsuite.pkl", "--texts", texts,
         "--repeats", "1", "--threads", "1", "--json", metrics / "speed.json")
@@ -108,7 +108,7 @@ def test_benchmark_smoke_run_writes_the_report(tmp_path):
 def test_converged_row_says_when_the_time_cap_stopped_it(tmp_path):
     metrics = tmp_path / "metrics"
     run("accuracy.py", "demo", "--limit", "24", "--systems", "spacy_ner_cnn_converged", "--time-cap", "0.001",
-        "--output", metrics, "--data", tmp_path / "data")
+        "--output", metrics, "--models", tmp_path / "models", "--data", tmp_path / "data")
     result = json.loads((metrics / "demo" / "spacy_ner_cnn_converged.json").read_text(encoding="utf8"))
     # The cap is checked at every evaluation, so training stops at the first one, long before 20,000 steps.
     assert result["stopped_by"] == "time cap" and len(result["evaluations"]) == 1 and result["steps"] < 20_000
@@ -118,6 +118,35 @@ def test_converged_row_says_when_the_time_cap_stopped_it(tmp_path):
 
 def test_pretrained_row_needs_pretrained_weights(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "accuracy.py"), "demo", "--systems", "crf_ner_pretrained",
-                             "--data", tmp_path / "data", "--output", tmp_path / "metrics"], capture_output=True, text=True, cwd=ROOT)
+                             "--data", tmp_path / "data", "--output", tmp_path / "metrics", "--models", tmp_path / "models"],
+                            capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 2 and "crf_ner_pretrained needs --init-tok2vec" in result.stderr
     assert not (tmp_path / "metrics").exists()
+
+
+def _result(system, machine, **extra):
+    per_type = {"DRUG": {"p": 0.5, "r": 0.5, "f": 0.5, "n_gold": 4}}
+    return {
+        "corpus": "demo", "system": system, "command": f"python benchmarks/accuracy.py demo --systems {system}",
+        "date": "2026-11-23", "machine": machine, "versions": "spacy 3.8.18",
+        "splits": {"note": "demo", "splits": {"test-test": {"records": 2, "ents_out": 4, "spans_out": 4}}},
+        "dev_f": 0.6, "train_seconds": 10.0, "seconds_to_best": 9.0, "steps": 2,
+        "tests": {"test": {"p": 0.5, "r": 0.5, "f": 0.5, "boundary_f": 0.75, "per_type": per_type}}, **extra,
+    }
+
+
+def test_report_combines_sessions_and_marks_recovered_rows(tmp_path):
+    # Results are committed and rebuilt into one report: each run's machine must show, and a
+    # row rebuilt from an older report's tables must say so rather than pass as a raw result.
+    results = tmp_path / "results" / "demo"
+    results.mkdir(parents=True)
+    runs = {"crf_ner": _result("crf_ner", "2 cores, EPYC A"),
+            "crfsuite": _result("crfsuite", "2 cores, EPYC B", recovered_from="BENCHMARKS.md at abc1234")}
+    for system, record in runs.items():
+        (results / f"{system}.json").write_text(json.dumps(record), encoding="utf8")
+    run("report.py", "--metrics", tmp_path / "results", "--output", tmp_path / "BENCHMARKS.md", "--notes", tmp_path / "none.md")
+    report = (tmp_path / "BENCHMARKS.md").read_text(encoding="utf8")
+    assert "- Machines:\n  - 2 cores, EPYC A\n  - 2 cores, EPYC B\n" in report
+    assert "| character CRF (sklearn-crfsuite) † | 60.00 | 50.00 |" in report
+    assert "| crf_ner, configs/cpu_default.cfg (ours) | 60.00 |" in report
+    assert "† Recovered from the tables of BENCHMARKS.md at abc1234" in report
