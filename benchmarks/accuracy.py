@@ -182,9 +182,17 @@ def main(argv: List[str] = None) -> None:
             "splits": srsly.read_json(data / "splits.json"), **trained,
             **evaluate(system, data, trained["model"]),
         }
+        result["model"] = _repo_relative(result["model"])  # the result file is committed: no home directories
         (out / f"{system}.json").write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf8")
         tests = ", ".join(f"{name} F1 {100 * s['f']:.2f}" for name, s in result["tests"].items())
         print(f"{args.corpus} {system}: dev F1 {100 * trained['dev_f']:.2f}; {tests}; trained {trained['train_seconds']} s")
+
+
+def _repo_relative(path: str) -> str:
+    try:
+        return Path(path).resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        return path
 
 
 def _earlier_train_seconds(out: Path) -> float:

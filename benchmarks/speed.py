@@ -114,7 +114,7 @@ def main(argv=None) -> None:
             print(f"{model}  threads {threads}: {row['chars_per_second']:,} chars/s ({row['seconds']} s), peak RSS {row['peak_rss_mb']} MB")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        summary = {"command": command_line(argv), **provenance(), "texts": str(source), "docs": len(texts), "chars": n_chars, "repeats": args.repeats, "rows": rows}
+        summary = {"command": command_line(argv), **provenance(), "texts": os.path.relpath(source, ROOT), "docs": len(texts), "chars": n_chars, "repeats": args.repeats, "rows": rows}
         args.json.write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf8")
 
 
