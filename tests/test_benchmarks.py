@@ -1,6 +1,7 @@
 """The benchmark suite: its scoring and baseline pieces, and a CI-sized run of
 every script (tiny data, two steps) so that the `benchmark` workflow keeps
 working. No figure from these runs means anything; they are never timed."""
+import datetime
 import json
 import subprocess
 import sys
@@ -90,6 +91,9 @@ def test_benchmark_smoke_run_writes_the_report(tmp_path):
         assert 0.0 <= result["tests"]["test"]["f"] <= 1.0
         assert result["tests"]["test"]["n_gold"] > 0 and result["train_seconds"] > 0
         assert f"demo {system}: dev F1" in out
+        # Results are committed and combined across sessions: each says where and when it was measured.
+        assert result["date"] == datetime.date.today().isoformat()
+        assert "cores" in result["machine"] and "spacy " in result["versions"] and "torch " in result["versions"]
     assert json.loads((metrics / "demo" / "spacy_ner_cnn.json").read_text(encoding="utf8"))["time_budget"] > 0
     models = tmp_path / "models" / "demo"
     texts = ROOT / "assets" / "demo" / "dev.jsonl"
