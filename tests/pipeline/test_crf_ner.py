@@ -106,6 +106,13 @@ def test_overfitting_IO_default_model(tmp_path):
     assert_overfits_and_round_trips(train(nlp), tmp_path)
 
 
+def test_overfitting_IO_word_features(tmp_path):
+    words = {**CHAR_EMBED, "@architectures": "spacy_medner.CharEmbed.v2", "word_width": 8, "word_rows": 2000}
+    nlp = spacy.blank("zh")
+    nlp.add_pipe("crf_ner", config=ner_config(tok2vec=words))
+    assert_overfits_and_round_trips(train(nlp), tmp_path)
+
+
 def test_overfitting_IO_tok2vec_listener(tmp_path):
     nlp = spacy.blank("zh")
     nlp.add_pipe("tok2vec", config={"model": CHAR_EMBED})
