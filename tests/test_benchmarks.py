@@ -3,6 +3,7 @@ every script (tiny data, two steps) so that the `benchmark` workflow keeps
 working. No figure from these runs means anything; they are never timed."""
 import datetime
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -94,6 +95,8 @@ def test_benchmark_smoke_run_writes_the_report(tmp_path):
         # Results are committed and combined across sessions: each says where and when it was measured.
         assert result["date"] == datetime.date.today().isoformat()
         assert "cores" in result["machine"] and "spacy " in result["versions"] and "torch " in result["versions"]
+        if (ROOT / ".git").exists():
+            assert re.fullmatch(r"[0-9a-f]{7,40}(\+changes)?", result["commit"])
     assert json.loads((metrics / "demo" / "spacy_ner_cnn.json").read_text(encoding="utf8"))["time_budget"] > 0
     models = tmp_path / "models" / "demo"
     texts = ROOT / "assets" / "demo" / "dev.jsonl"
@@ -154,3 +157,13 @@ def test_report_combines_sessions_and_marks_recovered_rows(tmp_path):
     assert "| character CRF (sklearn-crfsuite) † | 60.00 | 50.00 |" in report
     assert "| crf_ner, configs/cpu_default.cfg (ours) | 60.00 |" in report
     assert "† Recovered from the tables of BENCHMARKS.md at abc1234" in report
+
+
+def test_spacy_ner_baseline_shares_the_cpu_default_encoder_and_schedule():
+    """The spacy_ner row claims crf_ner's encoder, batcher, optimizer and schedule:
+    a change to configs/cpu_default.cfg must reach the baseline too."""
+    ours = spacy.util.load_config(ROOT / "configs" / "cpu_default.cfg", interpolate=False)
+    baseline = spacy.util.load_config(ROOT / "benchmarks" / "configs" / "spacy_ner.cfg", interpolate=False)
+    assert baseline["components"]["ner"]["model"]["tok2vec"] == ours["components"]["crf_ner"]["model"]["encoder"]
+    assert baseline["training"] == ours["training"]
+    assert baseline["nlp"]["tokenizer"] == ours["nlp"]["tokenizer"] and baseline["nlp"]["batch_size"] == ours["nlp"]["batch_size"]
