@@ -2,6 +2,7 @@
 import datetime
 import os
 import platform
+import subprocess
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -43,7 +44,23 @@ def versions() -> str:
     return ", ".join(found)
 
 
-def provenance() -> Dict[str, str]:
-    """Where and when a result was measured. Stored in every result file, because
-    results are committed and a report may combine runs from several machines."""
-    return {"date": datetime.date.today().isoformat(), "machine": machine(), "versions": versions()}
+def commit() -> Optional[str]:
+    """The repository commit the run used (`+changes` if code or configs
+    differed from it), or None outside a git checkout. Results and the project
+    lock are written by runs, so they do not count as changes."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results", ":!project.lock")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+changes" if changed else "")
+
+
+def provenance() -> Dict[str, Optional[str]]:
+    """Where, when and with which code a result was measured. Stored in every
+    result file, because results are committed and a report may combine runs
+    from several machines and commits."""
+    return {"date": datetime.date.today().isoformat(), "machine": machine(), "versions": versions(), "commit": commit()}

@@ -57,8 +57,8 @@ def accuracy_section(corpus: str, runs: Dict[str, Dict]) -> List[str]:
         lines += [f"Nested mentions kept in `doc.spans` but neither trained nor scored (flat tagger): {left_out}.", ""]
     headline = "macro over " + "/".join(test_names) if len(test_names) > 1 else test_names[0]
     lines += [
-        f"| system | dev F1 | {headline} P | R | F1 | boundary F1 | train s | s to best dev | steps |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| system | dev F1 | {headline} P | R | F1 | boundary F1 | train s | s to best dev | steps | date | commit |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for system in SYSTEMS:
         if system not in runs:
@@ -69,7 +69,7 @@ def accuracy_section(corpus: str, runs: Dict[str, Dict]) -> List[str]:
         mark = f" {RECOVERED}" if r.get("recovered_from") else ""
         lines.append(
             f"| {SYSTEM_NAMES[system]}{mark} | {pct(r['dev_f'])} | {pct(s['p'])} | {pct(s['r'])} | **{pct(s['f'])}** | {pct(s['boundary_f'])} "
-            f"| {r['train_seconds']:.0f} | {r['seconds_to_best']:.0f} | {steps} |"
+            f"| {r['train_seconds']:.0f} | {r['seconds_to_best']:.0f} | {steps} | {r.get('date', '—')} | {r.get('commit') or '—'} |"
         )
     lines += _recovered_note(runs.values(), " (per-type P/R and the per-evaluation log are missing)")
     for system in SYSTEMS:
