@@ -10,6 +10,8 @@ CORPUS is one of ccks2019, tcm_manual, rocling, msra, cmeee (read from
   linear decay to zero), the model with the best dev F1 is kept;
 - crf_ner_pretrained: the same, starting from the encoder weights that
   `spacy pretrain` saved (--init-tok2vec; see the pretrain-ccks2019 command);
+- crf_ner_words: the same config with jieba word-segmentation features
+  (spacy_medner.CharEmbed.v2, word_width 16), opt-in because they slow prediction;
 - spacy_ner: spaCy's transition-based `ner` on the same encoder, batcher,
   optimizer and schedule (benchmarks/configs/spacy_ner.cfg);
 - spacy_ner_cnn: spaCy's default accuracy `ner` config (CNN tok2vec), trained
@@ -48,12 +50,18 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {
     "crf_ner": ROOT / "configs" / "cpu_default.cfg",
     "crf_ner_pretrained": ROOT / "configs" / "cpu_default.cfg",
+    "crf_ner_words": ROOT / "configs" / "cpu_default.cfg",
     "spacy_ner": ROOT / "benchmarks" / "configs" / "spacy_ner.cfg",
     "spacy_ner_cnn": ROOT / "benchmarks" / "configs" / "spacy_ner_cnn.cfg",
     "spacy_ner_cnn_converged": ROOT / "benchmarks" / "configs" / "spacy_ner_cnn.cfg",
 }
 SYSTEMS = [*CONFIGS, "crfsuite"]
 DEFAULT_SYSTEMS = ["crf_ner", "spacy_ner", "spacy_ner_cnn", "crfsuite"]
+WORD_FEATURES = {
+    "components.crf_ner.model.encoder.tok2vec.@architectures": "spacy_medner.CharEmbed.v2",
+    "components.crf_ner.model.encoder.tok2vec.word_width": 16,
+    "components.crf_ner.model.encoder.tok2vec.word_rows": 50000,
+}
 
 
 def train_spacy(system: str, data: Path, models: Path, args, time_budget: float = 0.0) -> Dict:
@@ -73,6 +81,8 @@ def train_spacy(system: str, data: Path, models: Path, args, time_budget: float 
     else:
         if system == "crf_ner_pretrained":
             overrides["paths.init_tok2vec"] = str(args.init_tok2vec)
+        if system == "crf_ner_words":
+            overrides.update(WORD_FEATURES)
         overrides["training.eval_frequency"] = args.eval_frequency
         overrides.update({
             "training.max_steps": args.steps,
