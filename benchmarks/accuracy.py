@@ -12,6 +12,8 @@ CORPUS is one of ccks2019, tcm_manual, rocling, msra, cmeee (read from
   `spacy pretrain` saved (--init-tok2vec; see the pretrain-ccks2019 command);
 - crf_ner_words: the same config with jieba word-segmentation features
   (spacy_medner.CharEmbed.v2, word_width 16), opt-in because they slow prediction;
+- crf_ner_words_pretrained: both; --init-tok2vec must come from `spacy pretrain`
+  run with the same CharEmbed.v2 overrides, since the layer shapes differ;
 - spacy_ner: spaCy's transition-based `ner` on the same encoder, batcher,
   optimizer and schedule (benchmarks/configs/spacy_ner.cfg);
 - spacy_ner_cnn: spaCy's default accuracy `ner` config (CNN tok2vec), trained
@@ -51,6 +53,7 @@ CONFIGS = {
     "crf_ner": ROOT / "configs" / "cpu_default.cfg",
     "crf_ner_pretrained": ROOT / "configs" / "cpu_default.cfg",
     "crf_ner_words": ROOT / "configs" / "cpu_default.cfg",
+    "crf_ner_words_pretrained": ROOT / "configs" / "cpu_default.cfg",
     "spacy_ner": ROOT / "benchmarks" / "configs" / "spacy_ner.cfg",
     "spacy_ner_cnn": ROOT / "benchmarks" / "configs" / "spacy_ner_cnn.cfg",
     "spacy_ner_cnn_converged": ROOT / "benchmarks" / "configs" / "spacy_ner_cnn.cfg",
@@ -62,6 +65,9 @@ WORD_FEATURES = {
     "components.crf_ner.model.encoder.tok2vec.word_width": 16,
     "components.crf_ner.model.encoder.tok2vec.word_rows": 50000,
 }
+# Variants of crf_ner that start from `spacy pretrain` weights (--init-tok2vec).
+PRETRAINED = {"crf_ner_pretrained", "crf_ner_words_pretrained"}
+WORDS = {"crf_ner_words", "crf_ner_words_pretrained"}
 
 
 def train_spacy(system: str, data: Path, models: Path, args, time_budget: float = 0.0) -> Dict:
@@ -79,9 +85,9 @@ def train_spacy(system: str, data: Path, models: Path, args, time_budget: float 
         overrides.update({"training.max_steps": 100_000, "training.logger.time_budget": time_budget,
                           "training.eval_frequency": args.eval_frequency})
     else:
-        if system == "crf_ner_pretrained":
+        if system in PRETRAINED:
             overrides["paths.init_tok2vec"] = str(args.init_tok2vec)
-        if system == "crf_ner_words":
+        if system in WORDS:
             overrides.update(WORD_FEATURES)
         overrides["training.eval_frequency"] = args.eval_frequency
         overrides.update({
@@ -146,7 +152,7 @@ def main(argv: List[str] = None) -> None:
     parser.add_argument("--eval-frequency", type=int, default=300)
     parser.add_argument("--time-cap", type=float, default=0.0,
                         help="stop spacy_ner_cnn_converged after this many seconds if patience has not stopped it")
-    parser.add_argument("--init-tok2vec", type=Path, help="weights from `spacy pretrain`, for crf_ner_pretrained")
+    parser.add_argument("--init-tok2vec", type=Path, help="weights from `spacy pretrain`, for " + " and ".join(sorted(PRETRAINED)))
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results", help="JSON results (committed)")
     parser.add_argument("--models", type=Path, default=ROOT / "training" / "bench", help="trained models (not committed)")
     parser.add_argument("--data", type=Path, default=ROOT / "corpus" / "bench")
@@ -160,8 +166,9 @@ def main(argv: List[str] = None) -> None:
     systems = args.systems.split(",")
     if set(systems) - set(SYSTEMS):
         parser.error(f"unknown systems {sorted(set(systems) - set(SYSTEMS))}; choose from {', '.join(SYSTEMS)}")
-    if "crf_ner_pretrained" in systems and not (args.init_tok2vec and args.init_tok2vec.exists()):
-        parser.error(f"crf_ner_pretrained needs --init-tok2vec pointing at `spacy pretrain` weights (got {args.init_tok2vec})")
+    pretrained = sorted(PRETRAINED.intersection(systems))
+    if pretrained and not (args.init_tok2vec and args.init_tok2vec.exists()):
+        parser.error(f"{', '.join(pretrained)} needs --init-tok2vec pointing at `spacy pretrain` weights (got {args.init_tok2vec})")
     try:
         data = prepare(corpora[args.corpus], args.data, max_length=args.max_length, limit=args.limit)
     except FileNotFoundError as err:

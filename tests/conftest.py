@@ -8,7 +8,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "corpora"
 
 # Clinical-record-style sentences with the CCKS2019 labels, written for the tests.
 TRAIN_DATA = [
@@ -26,6 +27,22 @@ def seeded():
     from thinc.api import fix_random_seed
 
     fix_random_seed(0)
+
+
+def pretrain_on_demo_texts(folder: Path, overrides: dict = None) -> Path:
+    """`spacy pretrain` with configs/cpu_default.cfg for one epoch over 40 demo
+    texts; returns the saved weights (model0.bin)."""
+    import srsly
+    from spacy.training.pretrain import pretrain
+    from spacy.util import load_config
+
+    raw = folder / "raw.jsonl"
+    texts = [line["text"] for line in srsly.read_jsonl(ROOT / "assets" / "demo" / "train.jsonl")][:40]
+    srsly.write_jsonl(raw, [{"text": t} for t in texts])
+    config = {"paths.raw_text": str(raw), "pretraining.max_epochs": 1, "pretraining.batcher.size": 1000, **(overrides or {})}
+    (folder / "pretrain").mkdir()
+    pretrain(load_config(ROOT / "configs" / "cpu_default.cfg", overrides=config, interpolate=True), folder / "pretrain", silent=True)
+    return folder / "pretrain" / "model0.bin"
 
 
 def shared_corpus(name: str) -> Path:

@@ -12,11 +12,12 @@ import pytest
 import spacy
 from spacy.tokens import DocBin
 
+from benchmarks.accuracy import WORD_FEATURES
 from benchmarks.corpora import bench_corpora, demo_corpus, prepare
 from benchmarks.crfsuite_baseline import char_features, gold_tags
 from benchmarks.scoring import macro, score
 
-from .conftest import SHARED, shared_corpus
+from .conftest import SHARED, pretrain_on_demo_texts, shared_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -123,11 +124,12 @@ def test_converged_row_says_when_the_time_cap_stopped_it(tmp_path):
     assert "stopped by `--time-cap`" in (tmp_path / "BENCHMARKS.md").read_text(encoding="utf8")
 
 
-def test_pretrained_row_needs_pretrained_weights(tmp_path):
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "accuracy.py"), "demo", "--systems", "crf_ner_pretrained",
+@pytest.mark.parametrize("system", ["crf_ner_pretrained", "crf_ner_words_pretrained"])
+def test_pretrained_row_needs_pretrained_weights(tmp_path, system):
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "accuracy.py"), "demo", "--systems", f"crf_ner,{system}",
                              "--data", tmp_path / "data", "--output", tmp_path / "metrics", "--models", tmp_path / "models"],
                             capture_output=True, text=True, cwd=ROOT)
-    assert result.returncode == 2 and "crf_ner_pretrained needs --init-tok2vec" in result.stderr
+    assert result.returncode == 2 and f"{system} needs --init-tok2vec" in result.stderr
     assert not (tmp_path / "metrics").exists()
 
 
@@ -184,3 +186,17 @@ def test_word_features_row_trains_the_default_with_char_embed_v2(tmp_path):
     gaps = [line for line in report.splitlines() if line.startswith("Not measured in this run: ")]
     assert "| crf_ner, the same with jieba word features" in report
     assert gaps and not any("jieba" in line or "pretrain" in line for line in gaps)
+
+
+def test_words_pretrained_row_starts_from_word_feature_weights(tmp_path):
+    """crf_ner_words_pretrained = both variants: CharEmbed.v2 in the trained model and
+    the encoder loaded from `spacy pretrain` weights of the same shapes."""
+    weights = pretrain_on_demo_texts(tmp_path, WORD_FEATURES)
+    metrics, models = tmp_path / "metrics", tmp_path / "models"
+    run("accuracy.py", "demo", "--limit", "24", "--steps", "2", "--eval-frequency", "1", "--systems", "crf_ner_words_pretrained",
+        "--init-tok2vec", weights, "--output", metrics, "--models", models, "--data", tmp_path / "data")
+    result = json.loads((metrics / "demo" / "crf_ner_words_pretrained.json").read_text(encoding="utf8"))
+    assert result["init_tok2vec"] == str(weights) and result["tests"]["test"]["n_gold"] > 0
+    config = spacy.load(models / "demo" / "crf_ner_words_pretrained" / "model-best").config
+    assert config["components"]["crf_ner"]["model"]["encoder"]["tok2vec"]["@architectures"] == "spacy_medner.CharEmbed.v2"
+    assert config["paths"]["init_tok2vec"] == str(weights)

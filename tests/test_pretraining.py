@@ -4,10 +4,14 @@ import sys
 from pathlib import Path
 
 import numpy
+import pytest
 import srsly
 from spacy.training.initialize import init_nlp
-from spacy.training.pretrain import pretrain
 from spacy.util import load_config
+
+from benchmarks.accuracy import WORD_FEATURES
+
+from .conftest import pretrain_on_demo_texts
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "cpu_default.cfg"
@@ -31,14 +35,11 @@ def encoder_params(model):
     return {(node.id, name): node.get_param(name).copy() for node in model.walk() for name in node.param_names}
 
 
-def test_pretrained_weights_initialise_the_encoder(tmp_path):
-    raw = tmp_path / "raw.jsonl"
-    texts = [line["text"] for line in srsly.read_jsonl(ROOT / "assets" / "demo" / "train.jsonl")][:40]
-    srsly.write_jsonl(raw, [{"text": t} for t in texts])
-    overrides = {"paths.raw_text": str(raw), "pretraining.max_epochs": 1, "pretraining.batcher.size": 1000}
-    (tmp_path / "pretrain").mkdir()
-    pretrain(load_config(CONFIG, overrides=overrides, interpolate=True), tmp_path / "pretrain", silent=True)
-    weights = tmp_path / "pretrain" / "model0.bin"
+# The word-feature encoder has a third hash table and a wider projection, so its
+# pretrained weights must come from `spacy pretrain` run with the same overrides.
+@pytest.mark.parametrize("encoder", [{}, WORD_FEATURES], ids=["char_embed_v1", "char_embed_v2_words"])
+def test_pretrained_weights_initialise_the_encoder(tmp_path, encoder):
+    weights = pretrain_on_demo_texts(tmp_path, encoder)
     assert weights.exists()
 
     from spacy_medner.corpora.convert import convert
@@ -46,7 +47,7 @@ def test_pretrained_weights_initialise_the_encoder(tmp_path):
     for split in ("train", "dev"):
         docbin, _, _ = convert("doccano", [ROOT / "assets" / "demo" / f"{split}.jsonl"])
         docbin.to_disk(tmp_path / f"{split}.spacy")
-    paths = {"paths.train": str(tmp_path / "train.spacy"), "paths.dev": str(tmp_path / "dev.spacy")}
+    paths = {"paths.train": str(tmp_path / "train.spacy"), "paths.dev": str(tmp_path / "dev.spacy"), **encoder}
     plain = init_nlp(load_config(CONFIG, overrides=paths, interpolate=False))
     pretrained = init_nlp(load_config(CONFIG, overrides={**paths, "paths.init_tok2vec": str(weights)}, interpolate=False))
     encoder = pretrained.get_pipe("crf_ner").model.get_ref("encoder")
