@@ -1,7 +1,7 @@
 """Train and score crf_ner and the baselines on one benchmark corpus.
 
     python benchmarks/accuracy.py CORPUS [--systems crf_ner,spacy_ner,spacy_ner_cnn,crfsuite,spacy_ner_cnn_converged]
-        [--steps 900] [--eval-frequency 300] [--time-cap SECONDS] [--init-tok2vec pretrain/model-last.bin]
+        [--steps 900] [--eval-frequency 300] [--time-cap SECONDS] [--init-tok2vec pretrain/model-last.bin] [--seed 0]
         [--output benchmarks/results] [--models training/bench] [--data corpus/bench]
 
 CORPUS is one of ccks2019, tcm_manual, rocling, msra, cmeee (read from
@@ -26,7 +26,9 @@ CORPUS is one of ccks2019, tcm_manual, rocling, msra, cmeee (read from
 Each test set is scored once, with the dev-selected model. Writes
 <output>/<corpus>/<system>.json, which is small, holds no corpus text and is
 committed (report.py builds BENCHMARKS.md from it on any machine), and keeps
-the trained models, which are not, under <models>/<corpus>/.
+the trained models, which are not, under <models>/<corpus>/. --seed N (not 0)
+repeats a run with another random seed: <system>.seedN.json, beside seed 0's
+file, which stays the row of the tables.
 """
 import argparse
 import json
@@ -70,11 +72,16 @@ PRETRAINED = {"crf_ner_pretrained", "crf_ner_words_pretrained"}
 WORDS = {"crf_ner_words", "crf_ner_words_pretrained"}
 
 
+def seeded(system: str, seed: int) -> str:
+    """The name of a run's result file and model folder: seed 0 keeps the plain system name."""
+    return system if seed == 0 else f"{system}.seed{seed}"
+
+
 def train_spacy(system: str, data: Path, models: Path, args, time_budget: float = 0.0) -> Dict:
-    output = models / system
+    output = models / seeded(system, args.seed)
     overrides = {
         "paths.train": str(data / "train.spacy"), "paths.dev": str(data / "dev.spacy"),
-        "training.logger.@loggers": "medner_bench.TimedLogger.v1",
+        "training.logger.@loggers": "medner_bench.TimedLogger.v1", "system.seed": args.seed,
     }
     if system == "spacy_ner_cnn_converged":
         # spaCy's own schedule and stopping rule; the cap only keeps a run inside a session.
@@ -157,6 +164,7 @@ def main(argv: List[str] = None) -> None:
     parser.add_argument("--models", type=Path, default=ROOT / "training" / "bench", help="trained models (not committed)")
     parser.add_argument("--data", type=Path, default=ROOT / "corpus" / "bench")
     parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the spaCy systems (crfsuite's L-BFGS has none)")
     parser.add_argument("--limit", type=int, help="keep only the first records of each split (smoke runs)")
     parser.add_argument("--shared", type=Path, default=SHARED, help="folder holding <corpus>/raw")
     args = parser.parse_args(argv)
@@ -166,6 +174,8 @@ def main(argv: List[str] = None) -> None:
     systems = args.systems.split(",")
     if set(systems) - set(SYSTEMS):
         parser.error(f"unknown systems {sorted(set(systems) - set(SYSTEMS))}; choose from {', '.join(SYSTEMS)}")
+    if args.seed and "crfsuite" in systems:
+        parser.error("crfsuite has no random seed (L-BFGS is deterministic): run it with seed 0 only")
     pretrained = sorted(PRETRAINED.intersection(systems))
     if pretrained and not (args.init_tok2vec and args.init_tok2vec.exists()):
         parser.error(f"{', '.join(pretrained)} needs --init-tok2vec pointing at `spacy pretrain` weights (got {args.init_tok2vec})")
@@ -185,7 +195,7 @@ def main(argv: List[str] = None) -> None:
         if system == "crfsuite":
             trained = train_crfsuite(data, models)
         elif system == "spacy_ner_cnn":
-            budget = budget or _earlier_train_seconds(out)
+            budget = budget or _earlier_train_seconds(out, args.seed)
             if not budget:
                 print("skipping spacy_ner_cnn: its time budget is crf_ner's training time; run crf_ner first")
                 continue
@@ -195,14 +205,15 @@ def main(argv: List[str] = None) -> None:
             if system == "crf_ner":
                 budget = trained["train_seconds"]
         result = {
-            "corpus": args.corpus, "system": system, "command": command, **provenance(), "torch_threads": torch.get_num_threads(),
+            "corpus": args.corpus, "system": system, "seed": args.seed, "command": command, **provenance(),
+            "torch_threads": torch.get_num_threads(),
             "splits": srsly.read_json(data / "splits.json"), **trained,
             **evaluate(system, data, trained["model"]),
         }
         result["model"] = _repo_relative(result["model"])  # the result file is committed: no home directories
-        (out / f"{system}.json").write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf8")
+        (out / f"{seeded(system, args.seed)}.json").write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf8")
         tests = ", ".join(f"{name} F1 {100 * s['f']:.2f}" for name, s in result["tests"].items())
-        print(f"{args.corpus} {system}: dev F1 {100 * trained['dev_f']:.2f}; {tests}; trained {trained['train_seconds']} s")
+        print(f"{args.corpus} {seeded(system, args.seed)}: dev F1 {100 * trained['dev_f']:.2f}; {tests}; trained {trained['train_seconds']} s")
 
 
 def _repo_relative(path: str) -> str:
@@ -212,8 +223,8 @@ def _repo_relative(path: str) -> str:
         return path
 
 
-def _earlier_train_seconds(out: Path) -> float:
-    path = out / "crf_ner.json"
+def _earlier_train_seconds(out: Path, seed: int) -> float:
+    path = out / f"{seeded('crf_ner', seed)}.json"
     return srsly.read_json(path)["train_seconds"] if path.exists() else 0.0
 
 

@@ -42,15 +42,41 @@ def pct(x: Optional[float]) -> str:
 
 
 def load(metrics: Path) -> Dict[str, Dict[str, Dict]]:
-    results: Dict[str, Dict[str, Dict]] = {}
+    """results[corpus][system]: the seed-0 run of each system, the rows of the tables."""
+    results = {corpus: {system: runs[0] for system, runs in systems.items() if runs[0].get("seed", 0) == 0}
+               for corpus, systems in load_seeds(metrics).items()}
+    return {corpus: systems for corpus, systems in results.items() if systems}
+
+
+def load_seeds(metrics: Path) -> Dict[str, Dict[str, List[Dict]]]:
+    """runs[corpus][system]: every run of each system, by seed (files without one are seed 0)."""
+    runs: Dict[str, Dict[str, List[Dict]]] = {}
     for path in sorted(metrics.glob("*/*.json")):
         data = json.loads(path.read_text(encoding="utf8"))
         if "corpus" in data and "system" in data:
-            results.setdefault(data["corpus"], {})[data["system"]] = data
-    return results
+            runs.setdefault(data["corpus"], {}).setdefault(data["system"], []).append(data)
+    for systems in runs.values():
+        for records in systems.values():
+            records.sort(key=lambda r: r.get("seed", 0))
+    return runs
 
 
-def accuracy_section(corpus: str, runs: Dict[str, Dict]) -> List[str]:
+def seeds_section(runs: Dict[str, List[Dict]]) -> List[str]:
+    """Systems run with more than one seed: test F1 of each, mean and range (a single seed's row hides this spread)."""
+    repeated = {system: records for system, records in runs.items() if len(records) > 1}
+    if not repeated:
+        return []
+    lines = ["Test F1 by random seed (`--seed`); the rows above are seed 0:", "",
+             "| system | seeds | test F1 by seed | mean | max − min |", "|---|---:|---|---:|---:|"]
+    for system in SYSTEMS:
+        if system in repeated:
+            fs = [100 * (r["macro"] if "macro" in r else next(iter(r["tests"].values())))["f"] for r in repeated[system]]
+            by_seed = ", ".join(f"{r.get('seed', 0)}: {f:.2f}" for r, f in zip(repeated[system], fs))
+            lines.append(f"| {SYSTEM_NAMES[system]} | {len(fs)} | {by_seed} | {sum(fs) / len(fs):.2f} | {max(fs) - min(fs):.2f} |")
+    return lines + [""]
+
+
+def accuracy_section(corpus: str, runs: Dict[str, Dict], seeds: Optional[Dict[str, List[Dict]]] = None) -> List[str]:
     first = next(iter(runs.values()))
     test_names = list(first["tests"])
     lines = [f"### {corpus}", "", first["splits"]["note"] + ".", ""]
@@ -103,7 +129,7 @@ def accuracy_section(corpus: str, runs: Dict[str, Dict]) -> List[str]:
         lines.append(f"| {label} | {gold} | " + " | ".join(cells) + " |")
     commands = sorted({runs[s]["command"] for s in present})
     lines += ["", "Command: " + "; ".join(f"`{c}`" for c in commands), ""]
-    return lines
+    return lines + seeds_section(seeds or {})
 
 
 def _recovered_note(records, missing: str = "") -> List[str]:
@@ -226,8 +252,9 @@ def main(argv=None) -> None:
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--notes", type=Path, default=ROOT / "benchmarks" / "notes.md", help="hand-written reading of the figures, appended if present")
     args = parser.parse_args(argv)
+    seeds = load_seeds(args.metrics)
     results = load(args.metrics)
-    records = [r for runs in results.values() for r in runs.values()]
+    records = [r for systems in seeds.values() for runs in systems.values() for r in runs]
     records += [json.loads((args.metrics / name).read_text(encoding="utf8")) for name in ("speed.json", "scaling.json")
                 if (args.metrics / name).exists()]
     lines = [
@@ -247,7 +274,7 @@ def main(argv=None) -> None:
     lines += ["## Accuracy", ""]
     for corpus in CORPORA:
         if corpus in results:
-            lines += accuracy_section(corpus, results[corpus])
+            lines += accuracy_section(corpus, results[corpus], seeds[corpus])
         elif corpus != "demo":
             lines += [f"### {corpus}", "", "Not measured in this run.", ""]
     lines += speed_section(args.metrics)

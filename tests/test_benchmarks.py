@@ -200,3 +200,29 @@ def test_words_pretrained_row_starts_from_word_feature_weights(tmp_path):
     config = spacy.load(models / "demo" / "crf_ner_words_pretrained" / "model-best").config
     assert config["components"]["crf_ner"]["model"]["encoder"]["tok2vec"]["@architectures"] == "spacy_medner.CharEmbed.v2"
     assert config["paths"]["init_tok2vec"] == str(weights)
+
+
+def test_seed_option_writes_a_separate_run_and_report_shows_the_spread(tmp_path):
+    metrics, models = tmp_path / "metrics", tmp_path / "models"
+    run("accuracy.py", "demo", "--limit", "24", "--steps", "2", "--eval-frequency", "1", "--systems", "crf_ner", "--seed", "1",
+        "--output", metrics, "--models", models, "--data", tmp_path / "data")
+    seeded = json.loads((metrics / "demo" / "crf_ner.seed1.json").read_text(encoding="utf8"))
+    assert seeded["seed"] == 1 and not (metrics / "demo" / "crf_ner.json").exists()
+    assert spacy.load(models / "demo" / "crf_ner.seed1" / "model-best").config["system"]["seed"] == 1
+    # Seed 0 stays the row of the tables; the spread of every seed gets its own table.
+    results = tmp_path / "results" / "demo"
+    results.mkdir(parents=True)
+    for seed, f in ((0, 0.5), (1, 0.6), (2, 0.45)):
+        record = _result("crf_ner", "2 cores, EPYC A", seed=seed)
+        record["tests"]["test"]["f"] = f
+        (results / ("crf_ner.json" if seed == 0 else f"crf_ner.seed{seed}.json")).write_text(json.dumps(record), encoding="utf8")
+    run("report.py", "--metrics", tmp_path / "results", "--output", tmp_path / "BENCHMARKS.md", "--notes", tmp_path / "none.md")
+    report = (tmp_path / "BENCHMARKS.md").read_text(encoding="utf8")
+    assert "| crf_ner, configs/cpu_default.cfg (ours) | 60.00 | 50.00 | 50.00 | **50.00** |" in report
+    assert "| crf_ner, configs/cpu_default.cfg (ours) | 3 | 0: 50.00, 1: 60.00, 2: 45.00 | 51.67 | 15.00 |" in report
+
+
+def test_crfsuite_has_no_seed_to_vary(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "accuracy.py"), "demo", "--systems", "crf_ner,crfsuite", "--seed", "3",
+                             "--data", tmp_path / "data", "--output", tmp_path / "metrics"], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 2 and "crfsuite has no random seed" in result.stderr
