@@ -41,10 +41,10 @@ def pct(x: Optional[float]) -> str:
     return "—" if x is None else f"{100 * x:.2f}"
 
 
-def load(metrics: Path) -> Dict[str, Dict[str, Dict]]:
+def seed_zero_rows(seeds: Dict[str, Dict[str, List[Dict]]]) -> Dict[str, Dict[str, Dict]]:
     """results[corpus][system]: the seed-0 run of each system, the rows of the tables."""
     results = {corpus: {system: runs[0] for system, runs in systems.items() if runs[0].get("seed", 0) == 0}
-               for corpus, systems in load_seeds(metrics).items()}
+               for corpus, systems in seeds.items()}
     return {corpus: systems for corpus, systems in results.items() if systems}
 
 
@@ -253,7 +253,7 @@ def main(argv=None) -> None:
     parser.add_argument("--notes", type=Path, default=ROOT / "benchmarks" / "notes.md", help="hand-written reading of the figures, appended if present")
     args = parser.parse_args(argv)
     seeds = load_seeds(args.metrics)
-    results = load(args.metrics)
+    results = seed_zero_rows(seeds)
     records = [r for systems in seeds.values() for runs in systems.values() for r in runs]
     records += [json.loads((args.metrics / name).read_text(encoding="utf8")) for name in ("speed.json", "scaling.json")
                 if (args.metrics / name).exists()]
