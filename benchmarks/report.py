@@ -66,14 +66,21 @@ def seeds_section(runs: Dict[str, List[Dict]]) -> List[str]:
     repeated = {system: records for system, records in runs.items() if len(records) > 1}
     if not repeated:
         return []
-    lines = ["Test F1 by random seed (`--seed`); the rows above are seed 0:", "",
+    lines = ["Test F1 by random seed (`--seed`), with the dev F1 and step of the model that dev selection kept; "
+             "the rows above are seed 0:", "",
              "| system | seeds | test F1 by seed | mean | max − min |", "|---|---:|---|---:|---:|"]
     for system in SYSTEMS:
         if system in repeated:
             fs = [100 * (r["macro"] if "macro" in r else next(iter(r["tests"].values())))["f"] for r in repeated[system]]
-            by_seed = ", ".join(f"{r.get('seed', 0)}: {f:.2f}" for r, f in zip(repeated[system], fs))
+            by_seed = ", ".join(f"{r.get('seed', 0)}: {f:.2f} ({_kept_model(r)})" for r, f in zip(repeated[system], fs))
             lines.append(f"| {SYSTEM_NAMES[system]} | {len(fs)} | {by_seed} | {sum(fs) / len(fs):.2f} | {max(fs) - min(fs):.2f} |")
     return lines + [""]
+
+
+def _kept_model(record: Dict) -> str:
+    """Why a seed scored what it did is often which evaluation dev selection kept."""
+    step = record.get("best_step")
+    return f"dev {100 * record['dev_f']:.2f}" + ("" if step is None else f", step {step}")
 
 
 def accuracy_section(corpus: str, runs: Dict[str, Dict], seeds: Optional[Dict[str, List[Dict]]] = None) -> List[str]:
