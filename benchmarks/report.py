@@ -74,7 +74,8 @@ def seeds_section(runs: Dict[str, List[Dict]]) -> List[str]:
             fs = [100 * (r["macro"] if "macro" in r else next(iter(r["tests"].values())))["f"] for r in repeated[system]]
             by_seed = ", ".join(f"{r.get('seed', 0)}: {f:.2f} ({_kept_model(r)})" for r, f in zip(repeated[system], fs))
             lines.append(f"| {SYSTEM_NAMES[system]} | {len(fs)} | {by_seed} | {sum(fs) / len(fs):.2f} | {max(fs) - min(fs):.2f} |")
-    return lines + [""]
+    commands = dict.fromkeys(r["command"] for system in SYSTEMS for r in repeated.get(system, []) if r.get("seed", 0))
+    return lines + ["", "Command (seeds other than 0): " + "; ".join(f"`{c}`" for c in commands), ""]
 
 
 def _kept_model(record: Dict) -> str:
@@ -159,28 +160,32 @@ def provenance_lines(records: List[Dict]) -> List[str]:
     return lines
 
 
-def targets_section(results) -> List[str]:
+def targets_section(results, seeds) -> List[str]:
     lines = ["## Targets", ""]
     for corpus, target in TARGETS.items():
-        run = results.get(corpus, {}).get("crf_ner")
-        if run is None:
+        if "crf_ner" not in results.get(corpus, {}):
             lines.append(f"- {corpus} test F1 ≥ {target}: not measured in this run.")
             continue
-        f = 100 * run["tests"]["test"]["f"]
-        verdict = "met" if f >= target else f"missed by {target - f:.2f}"
-        lines.append(f"- {corpus} test F1 ≥ {target}: {f:.2f}, {verdict}.")
+        lines.append(f"- {corpus} test F1 ≥ {target}: {_against_target(seeds[corpus]['crf_ner'], target)}.")
         for system, title in OPTIONAL_ROWS.items():
-            variant = results.get(corpus, {}).get(system)
-            if variant is not None:
-                f = 100 * variant["tests"]["test"]["f"]
-                verdict = "met" if f >= target else f"missed by {target - f:.2f}"
-                lines.append(f"  - {title} (`{system}`): {f:.2f}, {verdict}.")
+            if system in results[corpus]:
+                lines.append(f"  - {title} (`{system}`): {_against_target(seeds[corpus][system], target)}.")
     run = results.get("ccks2019", {}).get("crf_ner")
     if run:
         minutes = run["seconds_to_best"] / 60
         lines.append(f"- CCKS2019 best dev score within 30 minutes: {minutes:.1f} minutes to the best dev evaluation, "
                      f"{_met(minutes <= 30)}.")
     return lines + [""]
+
+
+def _against_target(runs: List[Dict], target: float) -> str:
+    """Seed 0's test F1; with several seeds the verdict goes by their mean, not by the luckiest seed."""
+    fs = [100 * r["tests"]["test"]["f"] for r in runs]
+    f = sum(fs) / len(fs)
+    verdict = "met" if f >= target else f"missed by {target - f:.2f}"
+    if len(fs) == 1:
+        return f"{f:.2f}, {verdict}"
+    return f"{fs[0]:.2f} with seed 0, {f:.2f} averaged over {len(fs)} seeds, {verdict}"
 
 
 def _measured(metrics: Path, name: str, title: str):
@@ -277,7 +282,7 @@ def main(argv=None) -> None:
         "averages over entities; \"s to best dev\" is the training time at the evaluation that gave the kept model.",
         "",
     ]
-    lines += targets_section(results)
+    lines += targets_section(results, seeds)
     lines += ["## Accuracy", ""]
     for corpus in CORPORA:
         if corpus in results:
