@@ -160,7 +160,7 @@ def provenance_lines(records: List[Dict]) -> List[str]:
     return lines
 
 
-def targets_section(results, seeds) -> List[str]:
+def targets_section(results: Dict[str, Dict[str, Dict]], seeds: Dict[str, Dict[str, List[Dict]]]) -> List[str]:
     lines = ["## Targets", ""]
     for corpus, target in TARGETS.items():
         if "crf_ner" not in results.get(corpus, {}):
@@ -170,12 +170,25 @@ def targets_section(results, seeds) -> List[str]:
         for system, title in OPTIONAL_ROWS.items():
             if system in results[corpus]:
                 lines.append(f"  - {title} (`{system}`): {_against_target(seeds[corpus][system], target)}.")
-    run = results.get("ccks2019", {}).get("crf_ner")
-    if run:
-        minutes = run["seconds_to_best"] / 60
-        lines.append(f"- CCKS2019 best dev score within 30 minutes: {minutes:.1f} minutes to the best dev evaluation, "
-                     f"{_met(minutes <= 30)}.")
+    if "crf_ner" in results.get("ccks2019", {}):
+        lines += _training_time_target(seeds["ccks2019"]["crf_ner"], minutes=30)
     return lines + [""]
+
+
+def _training_time_target(runs: List[Dict], minutes: float) -> List[str]:
+    """Every seed is judged, each with its machine: the same 900 steps took 20 to 39 minutes on
+    machines of one type, so a time is only meaningful next to where it was measured."""
+    taken = [r["seconds_to_best"] / 60 for r in runs]
+    late = [r.get("seed", 0) for r, m in zip(runs, taken) if m > minutes]
+    if not late:
+        verdict = "met" if len(runs) == 1 else f"met by all {len(runs)} seeds"
+    else:
+        verdict = "missed" if len(runs) == 1 else f"missed by seed{'s' * (len(late) > 1)} {', '.join(map(str, late))} of {len(runs)}"
+    lines = [f"- CCKS2019 best dev score within {minutes:.0f} minutes: {verdict}."]
+    for run, m in zip(runs, taken):
+        lines.append(f"  - seed {run.get('seed', 0)}: {m:.1f} minutes to the best dev evaluation, "
+                     f"on {run.get('machine') or 'an unrecorded machine'}.")
+    return lines
 
 
 def _against_target(runs: List[Dict], target: float) -> str:

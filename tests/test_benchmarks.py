@@ -239,6 +239,20 @@ def test_target_verdict_goes_by_the_mean_of_the_seeds(tmp_path):
     assert "- ccks2019 test F1 ≥ 82.0: 82.50 with seed 0, 81.50 averaged over 2 seeds, missed by 0.50." in report
 
 
+def test_training_time_target_judges_every_seed_on_its_machine(tmp_path):
+    """A fast seed 0 must not hide a seed that took over 30 minutes, and a time means little without its machine."""
+    results = tmp_path / "results" / "ccks2019"
+    results.mkdir(parents=True)
+    for seed, seconds, machine in ((0, 1225.0, "2 cores, EPYC A"), (1, 2339.0, "2 cores, EPYC B")):
+        record = dict(_result("crf_ner", machine, seed=seed), corpus="ccks2019", seconds_to_best=seconds)
+        (results / ("crf_ner.json" if seed == 0 else f"crf_ner.seed{seed}.json")).write_text(json.dumps(record), encoding="utf8")
+    run("report.py", "--metrics", tmp_path / "results", "--output", tmp_path / "BENCHMARKS.md", "--notes", tmp_path / "none.md")
+    report = (tmp_path / "BENCHMARKS.md").read_text(encoding="utf8")
+    assert ("- CCKS2019 best dev score within 30 minutes: missed by seed 1 of 2.\n"
+            "  - seed 0: 20.4 minutes to the best dev evaluation, on 2 cores, EPYC A.\n"
+            "  - seed 1: 39.0 minutes to the best dev evaluation, on 2 cores, EPYC B.\n") in report
+
+
 def test_crfsuite_has_no_seed_to_vary(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "accuracy.py"), "demo", "--systems", "crf_ner,crfsuite", "--seed", "3",
                              "--data", tmp_path / "data", "--output", tmp_path / "metrics"], capture_output=True, text=True, cwd=ROOT)
