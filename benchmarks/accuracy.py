@@ -103,17 +103,18 @@ def train_spacy(system: str, data: Path, models: Path, args, time_budget: float 
             "training.optimizer.learn_rate.warmup_steps": max(1, args.steps // 10),
         })
     start = time.perf_counter()
-    stopped_by = "patience or max_steps"
+    stopped_by, steps = "patience or max_steps", None
     try:
         spacy_train(CONFIGS[system], output, overrides=overrides)
     except training_log.TimeBudgetReached as stop:
         print(stop)
         stopped_by = "time budget" if time_budget else "time cap"
+        steps = stop.step  # between evaluations: training went on after the last one
     seconds = time.perf_counter() - start
     evaluations = list(training_log.EVALUATIONS)
     best = max(evaluations, key=lambda e: e["score"])
     return {
-        "train_seconds": round(seconds, 1), "steps": evaluations[-1]["step"], "best_step": best["step"],
+        "train_seconds": round(seconds, 1), "steps": evaluations[-1]["step"] if steps is None else steps, "best_step": best["step"],
         "seconds_to_best": best["seconds"], "dev_f": best["score"], "time_budget": time_budget or None,
         "stopped_by": stopped_by, "init_tok2vec": overrides.get("paths.init_tok2vec"),
         "model": str(output / "model-best"), "evaluations": evaluations,
@@ -189,6 +190,8 @@ def main(argv: List[str] = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     models.mkdir(parents=True, exist_ok=True)
     command = command_line(argv)
+    # Taken once, before training: a commit or a date change while a run trains must not be credited with it.
+    started = provenance()
     budget = 0.0
     for system in systems:
         print(f"=== {args.corpus}: {system}")
@@ -205,7 +208,7 @@ def main(argv: List[str] = None) -> None:
             if system == "crf_ner":
                 budget = trained["train_seconds"]
         result = {
-            "corpus": args.corpus, "system": system, "seed": args.seed, "command": command, **provenance(),
+            "corpus": args.corpus, "system": system, "seed": args.seed, "command": command, **started,
             "torch_threads": torch.get_num_threads(),
             "splits": srsly.read_json(data / "splits.json"), **trained,
             **evaluate(system, data, trained["model"]),

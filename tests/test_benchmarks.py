@@ -2,6 +2,7 @@
 every script (tiny data, two steps) so that the `benchmark` workflow keeps
 working. No figure from these runs means anything; they are never timed."""
 import datetime
+import io
 import json
 import re
 import subprocess
@@ -12,10 +13,12 @@ import pytest
 import spacy
 from spacy.tokens import DocBin
 
+from benchmarks import accuracy
 from benchmarks.accuracy import WORD_FEATURES
 from benchmarks.corpora import bench_corpora, demo_corpus, prepare
 from benchmarks.crfsuite_baseline import char_features, gold_tags
 from benchmarks.scoring import macro, score
+from benchmarks.training_log import TimeBudgetReached, timed_logger
 
 from .conftest import SHARED, pretrain_on_demo_texts, shared_corpus
 
@@ -111,6 +114,24 @@ def test_benchmark_smoke_run_writes_the_report(tmp_path):
     assert "### demo" in report and report.count("| crf_ner | 1 |") == 1 and "| crfsuite | 1 |" in report
     assert "python benchmarks/accuracy.py demo --limit 24" in report and "| 300 |" in report
     assert "### ccks2019\n\nNot measured in this run." in report
+
+
+def test_time_budget_stops_between_evaluations():
+    """An evaluation interval can last minutes: a row trained for crf_ner's wall time must not get them on top."""
+    log, _ = timed_logger(time_budget=1e-9)(spacy.blank("zh"), stdout=io.StringIO(), stderr=io.StringIO())
+    with pytest.raises(TimeBudgetReached) as stop:
+        log(None)  # spaCy's call after a step without an evaluation
+    assert stop.value.step == 0 and "last evaluation at step none" in str(stop.value)
+
+
+def test_result_provenance_is_taken_when_the_run_starts(tmp_path, monkeypatch):
+    """A commit made while a long run trains must not be credited with its results."""
+    commits = iter(["start", "later", "later"])
+    monkeypatch.setattr(accuracy, "provenance", lambda: {"date": "2026-11-23", "machine": "m", "versions": "v", "commit": next(commits)})
+    accuracy.main(["demo", "--limit", "24", "--steps", "2", "--eval-frequency", "1", "--systems", "crf_ner,crfsuite",
+                   "--output", str(tmp_path / "metrics"), "--models", str(tmp_path / "models"), "--data", str(tmp_path / "data")])
+    for system in ("crf_ner", "crfsuite"):
+        assert json.loads((tmp_path / "metrics" / "demo" / f"{system}.json").read_text(encoding="utf8"))["commit"] == "start"
 
 
 def test_converged_row_says_when_the_time_cap_stopped_it(tmp_path):
