@@ -2,7 +2,7 @@
 
     python benchmarks/accuracy.py CORPUS [--systems crf_ner,spacy_ner,spacy_ner_cnn,crfsuite,spacy_ner_cnn_converged]
         [--steps 900] [--eval-frequency 300] [--time-cap SECONDS] [--init-tok2vec pretrain/model-last.bin] [--seed 0]
-        [--output benchmarks/results] [--models training/bench] [--data corpus/bench]
+        [--output benchmarks/results] [--models training/bench] [--data corpus/bench] [--checkpoint-every 100]
 
 CORPUS is one of ccks2019, tcm_manual, rocling, msra, cmeee (read from
 ../shared) or demo (the embedded demo corpus, for smoke runs). Systems:
@@ -28,7 +28,9 @@ Each test set is scored once, with the dev-selected model. Writes
 committed (report.py builds BENCHMARKS.md from it on any machine), and keeps
 the trained models, which are not, under <models>/<corpus>/. --seed N (not 0)
 repeats a run with another random seed: <system>.seedN.json, beside seed 0's
-file, which stays the row of the tables.
+file, which stays the row of the tables. --checkpoint-every N also saves the
+crf_ner pipelines every N steps (<models>/<corpus>/<system>/checkpoints/stepN),
+for benchmarks/selection.py; it does not change which model is kept.
 """
 import argparse
 import json
@@ -97,6 +99,9 @@ def train_spacy(system: str, data: Path, models: Path, args, time_budget: float 
         if system in WORDS:
             overrides.update(WORD_FEATURES)
         overrides["training.eval_frequency"] = args.eval_frequency
+        if args.checkpoint_every:
+            overrides.update({"training.logger.checkpoint_every": args.checkpoint_every,
+                              "training.logger.checkpoint_dir": str(output / "checkpoints")})
         overrides.update({
             "training.max_steps": args.steps,
             "training.optimizer.learn_rate.total_steps": args.steps,
@@ -166,6 +171,8 @@ def main(argv: List[str] = None) -> None:
     parser.add_argument("--data", type=Path, default=ROOT / "corpus" / "bench")
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0, help="random seed of the spaCy systems (crfsuite's L-BFGS has none)")
+    parser.add_argument("--checkpoint-every", type=int, default=0,
+                        help="also save the crf_ner systems every N steps, for benchmarks/selection.py")
     parser.add_argument("--limit", type=int, help="keep only the first records of each split (smoke runs)")
     parser.add_argument("--shared", type=Path, default=SHARED, help="folder holding <corpus>/raw")
     args = parser.parse_args(argv)

@@ -7,9 +7,15 @@ get them on top. Stopping raises TimeBudgetReached; model-best is the best
 evaluation inside the budget, and spaCy saves model-last on the way out. The
 training done after the last evaluation is never scored: the price of a budget
 that is not overshot.
+
+With checkpoint_every it also saves the pipeline every that many steps, under
+checkpoint_dir/step<N>, so that a model-selection rule can be judged afterwards
+on dev alone (benchmarks/selection.py) without retraining. At an evaluation step
+the checkpoint holds the weights that evaluation scored.
 """
 import sys
 import time
+from pathlib import Path
 from typing import Dict, List
 
 import spacy
@@ -26,7 +32,7 @@ class TimeBudgetReached(Exception):
 
 
 @spacy.registry.loggers("medner_bench.TimedLogger.v1")
-def timed_logger(progress_bar: bool = False, time_budget: float = 0.0):
+def timed_logger(progress_bar: bool = False, time_budget: float = 0.0, checkpoint_every: int = 0, checkpoint_dir: str = ""):
     console = console_logger_v3(progress_bar=None)
 
     def setup(nlp, stdout=sys.stdout, stderr=sys.stderr):
@@ -37,12 +43,17 @@ def timed_logger(progress_bar: bool = False, time_budget: float = 0.0):
 
         def log(info):
             # spaCy calls this after every step, with info None between evaluations.
-            nonlocal step
+            nonlocal step, start
             step += 1
             log_step(info)
             seconds = time.perf_counter() - start
             if info is not None:
                 EVALUATIONS.append({"step": info["step"], "seconds": round(seconds, 1), "score": float(info["score"])})
+            if checkpoint_every and step and step % checkpoint_every == 0:
+                saving = time.perf_counter()
+                Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
+                nlp.to_disk(Path(checkpoint_dir) / f"step{step}")
+                start += time.perf_counter() - saving  # saving is not training time
             if time_budget and seconds >= time_budget:
                 raise TimeBudgetReached(step, seconds, time_budget)
 
