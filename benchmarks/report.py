@@ -271,6 +271,39 @@ def scaling_section(metrics: Path) -> List[str]:
     return lines + [""]
 
 
+def selection_section(metrics: Path) -> List[str]:
+    """Which checkpoint to keep, judged on dev alone (selection.py): the F1 of each rule's pick on the half of dev it did not see."""
+    found = [json.loads(p.read_text(encoding="utf8")) for p in sorted(metrics.glob("*/selection.json"))]
+    if not found:
+        return []
+    lines = ["## Model selection on dev", ""]
+    for chosen in found:
+        rules = list(chosen["runs"][0]["held_out_f"])
+        lines += [
+            f"{chosen['corpus']}, {chosen['selection_of']}: {chosen['dev_records']} dev records halved at random "
+            f"{chosen['halvings']:,} times; each rule picks a checkpoint on one half and is scored on the other. "
+            "Mean held-out F1 (and, against `last` on the same halves, how often the pick did better / worse). "
+            "The test split is not read.",
+            "",
+            f"Command: `{chosen['command']}`",
+            "",
+            "| seed | dev F1 by step | " + " | ".join(rules) + " |",
+            "|---:|---|" + "---:|" * len(rules),
+        ]
+        for run in chosen["runs"]:
+            by_step = ", ".join(f"{step}: {pct(f)}" for step, f in run["dev_f"].items())
+            cells = [pct(run["held_out_f"][rule]) + _against_last(run, rule) for rule in rules]
+            lines.append(f"| {run['seed']} | {by_step} | " + " | ".join(cells) + " |")
+        means = [pct(sum(r["held_out_f"][rule] for r in chosen["runs"]) / len(chosen["runs"])) for rule in rules]
+        lines += [f"| mean | | " + " | ".join(means) + " |", ""]
+    return lines
+
+
+def _against_last(run: Dict, rule: str) -> str:
+    against = run.get("against_last", {}).get(rule)
+    return "" if against is None else f" ({100 * against['better']:.0f}% / {100 * against['worse']:.0f}%)"
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--metrics", type=Path, default=ROOT / "benchmarks" / "results")
@@ -282,6 +315,7 @@ def main(argv=None) -> None:
     records = [r for systems in seeds.values() for runs in systems.values() for r in runs]
     records += [json.loads((args.metrics / name).read_text(encoding="utf8")) for name in ("speed.json", "scaling.json")
                 if (args.metrics / name).exists()]
+    records += [json.loads(path.read_text(encoding="utf8")) for path in sorted(args.metrics.glob("*/selection.json"))]
     lines = [
         "# Benchmarks",
         "",
@@ -302,6 +336,7 @@ def main(argv=None) -> None:
             lines += accuracy_section(corpus, results[corpus], seeds[corpus])
         elif corpus != "demo":
             lines += [f"### {corpus}", "", "Not measured in this run.", ""]
+    lines += selection_section(args.metrics)
     lines += speed_section(args.metrics)
     lines += scaling_section(args.metrics)
     if args.notes.exists():

@@ -9,11 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy
 import pytest
 import spacy
 from spacy.tokens import DocBin
 
-from benchmarks import accuracy
+from benchmarks import accuracy, selection
 from benchmarks.accuracy import WORD_FEATURES
 from benchmarks.corpora import bench_corpora, demo_corpus, prepare
 from benchmarks.crfsuite_baseline import char_features, gold_tags
@@ -122,6 +123,42 @@ def test_time_budget_stops_between_evaluations():
     with pytest.raises(TimeBudgetReached) as stop:
         log(None)  # spaCy's call after a step without an evaluation
     assert stop.value.step == 0 and "last evaluation at step none" in str(stop.value)
+
+
+def test_selection_rules_are_scored_on_the_half_they_did_not_see():
+    gold = 10
+    # Checkpoint 0 is right on every record; checkpoint 1 (the last) on half of each record's entities.
+    counts = numpy.array([[[10, 10, gold]] * 6, [[5, 10, gold]] * 6])
+    held = selection.held_out_scores(counts, {"best": [0, 1], "last": [1]}, halvings=5)
+    assert len(held["best"]) == 10 and (held["best"] == 1.0).all() and (held["last"] == 0.5).all()
+    # Dev noise: checkpoint 0 is right on records 0-2 and wrong on 3-5, checkpoint 1 the reverse. Whichever wins
+    # on the selection half is the one that loses on the held-out half, so selecting does worse than not selecting.
+    noisy = numpy.array([[[10, 10, gold]] * 3 + [[0, 10, gold]] * 3, [[0, 10, gold]] * 3 + [[10, 10, gold]] * 3])
+    held = selection.held_out_scores(noisy, {"best": [0, 1], "last": [1]}, halvings=50)
+    assert held["best"].max() <= 1 / 3 < held["last"].mean()
+    # A tie goes to the later checkpoint, as spaCy's model-best does. Two records, so the halves are {0} and {1}:
+    # selecting on record 0 ties and must pick checkpoint 1 (0.0 on record 1); selecting on record 1 picks checkpoint 0.
+    tie_then_differ = numpy.array([[[5, 10, gold], [5, 10, gold]], [[5, 10, gold], [0, 10, gold]]])
+    assert sorted(selection.held_out_scores(tie_then_differ, {"best": [0, 1]}, halvings=1)["best"]) == [0.0, 0.5]
+
+
+def test_checkpoints_hold_the_weights_each_evaluation_scored(tmp_path):
+    """selection.py judges rules on checkpoints: the one saved at an evaluation step must score what that evaluation did."""
+    args = ["--output", str(tmp_path / "metrics"), "--models", str(tmp_path / "models"), "--data", str(tmp_path / "data")]
+    accuracy.main(["demo", "--limit", "24", "--steps", "4", "--eval-frequency", "2", "--checkpoint-every", "2",
+                   "--systems", "crf_ner", *args])
+    trained = json.loads((tmp_path / "metrics" / "demo" / "crf_ner.json").read_text(encoding="utf8"))
+    selection.main(["demo", "--seeds", "0", "--every", "2", "--halvings", "3", *args])
+    chosen = json.loads((tmp_path / "metrics" / "demo" / "selection.json").read_text(encoding="utf8"))
+    seed0 = chosen["runs"][0]
+    assert seed0["steps"] == [2, 4]
+    evaluated = {e["step"]: e["score"] for e in trained["evaluations"]}
+    for step, f in seed0["dev_f"].items():
+        assert f == pytest.approx(evaluated[int(step)], abs=1e-4)
+    assert set(seed0["held_out_f"]) == {"best of every 2 steps", "last"}
+    run("report.py", "--metrics", tmp_path / "metrics", "--output", tmp_path / "BENCHMARKS.md")
+    report = (tmp_path / "BENCHMARKS.md").read_text(encoding="utf8")
+    assert "## Model selection on dev" in report and f"| 0 | 2: {100 * seed0['dev_f']['2']:.2f}, 4: " in report
 
 
 def test_result_provenance_is_taken_when_the_run_starts(tmp_path, monkeypatch):
