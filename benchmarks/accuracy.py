@@ -100,6 +100,10 @@ def train_spacy(system: str, data: Path, models: Path, args, time_budget: float 
             overrides.update(WORD_FEATURES)
         overrides["training.eval_frequency"] = args.eval_frequency
         if args.checkpoint_every:
+            if spacy.util.load_config(CONFIGS[system])["training"]["optimizer"].get("use_averages"):
+                # The logger saves the raw weights; evaluations would have scored the averaged ones.
+                raise ValueError(f"--checkpoint-every: {CONFIGS[system]} trains with use_averages = true, "
+                                 "so a checkpoint would not hold the weights its evaluation scored")
             overrides.update({"training.logger.checkpoint_every": args.checkpoint_every,
                               "training.logger.checkpoint_dir": str(output / "checkpoints")})
         overrides.update({

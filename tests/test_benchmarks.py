@@ -1,6 +1,7 @@
 """The benchmark suite: its scoring and baseline pieces, and a CI-sized run of
 every script (tiny data, two steps) so that the `benchmark` workflow keeps
 working. No figure from these runs means anything; they are never timed."""
+import argparse
 import datetime
 import io
 import json
@@ -142,23 +143,37 @@ def test_selection_rules_are_scored_on_the_half_they_did_not_see():
     assert sorted(selection.held_out_scores(tie_then_differ, {"best": [0, 1]}, halvings=1)["best"]) == [0.0, 0.5]
 
 
+def test_checkpoints_are_refused_when_evaluations_score_averaged_weights(tmp_path, monkeypatch):
+    """With use_averages, spaCy evaluates the averaged weights but the logger would save the raw ones."""
+    config = spacy.util.load_config(accuracy.CONFIGS["crf_ner"])
+    config["training"]["optimizer"]["use_averages"] = True
+    config.to_disk(tmp_path / "averaged.cfg")
+    monkeypatch.setitem(accuracy.CONFIGS, "crf_ner", tmp_path / "averaged.cfg")
+    args = argparse.Namespace(seed=0, checkpoint_every=3, eval_frequency=3, steps=12, init_tok2vec=None)
+    with pytest.raises(ValueError, match="use_averages = true"):
+        accuracy.train_spacy("crf_ner", tmp_path / "data", tmp_path / "models", args)
+    assert not (tmp_path / "models").exists()
+
+
 def test_checkpoints_hold_the_weights_each_evaluation_scored(tmp_path):
     """selection.py judges rules on checkpoints: the one saved at an evaluation step must score what that evaluation did."""
     args = ["--output", str(tmp_path / "metrics"), "--models", str(tmp_path / "models"), "--data", str(tmp_path / "data")]
-    accuracy.main(["demo", "--limit", "24", "--steps", "4", "--eval-frequency", "2", "--checkpoint-every", "2",
+    # 12 steps: enough for dev F1 to change between evaluations, so a checkpoint saved a step early would score differently.
+    accuracy.main(["demo", "--limit", "24", "--steps", "12", "--eval-frequency", "3", "--checkpoint-every", "3",
                    "--systems", "crf_ner", *args])
     trained = json.loads((tmp_path / "metrics" / "demo" / "crf_ner.json").read_text(encoding="utf8"))
-    selection.main(["demo", "--seeds", "0", "--every", "2", "--halvings", "3", *args])
+    selection.main(["demo", "--seeds", "0", "--every", "3", "--halvings", "3", *args])
     chosen = json.loads((tmp_path / "metrics" / "demo" / "selection.json").read_text(encoding="utf8"))
     seed0 = chosen["runs"][0]
-    assert seed0["steps"] == [2, 4]
+    assert seed0["steps"] == [3, 6, 9, 12]
     evaluated = {e["step"]: e["score"] for e in trained["evaluations"]}
+    assert len({round(evaluated[step], 4) for step in seed0["steps"]}) > 2
     for step, f in seed0["dev_f"].items():
         assert f == pytest.approx(evaluated[int(step)], abs=1e-4)
-    assert set(seed0["held_out_f"]) == {"best of every 2 steps", "last"}
+    assert set(seed0["held_out_f"]) == {"best of every 3 steps", "last"}
     run("report.py", "--metrics", tmp_path / "metrics", "--output", tmp_path / "BENCHMARKS.md")
     report = (tmp_path / "BENCHMARKS.md").read_text(encoding="utf8")
-    assert "## Model selection on dev" in report and f"| 0 | 2: {100 * seed0['dev_f']['2']:.2f}, 4: " in report
+    assert "## Model selection on dev" in report and f"| 0 | 3: {100 * seed0['dev_f']['3']:.2f}, 6: " in report
 
 
 def test_result_provenance_is_taken_when_the_run_starts(tmp_path, monkeypatch):
