@@ -280,7 +280,8 @@ def selection_section(metrics: Path) -> List[str]:
     for chosen in found:
         rules = list(chosen["runs"][0]["held_out_f"])
         lines += [
-            f"{chosen['corpus']}, {chosen['selection_of']}: {chosen['dev_records']} dev records halved at random "
+            f"{chosen['corpus']}, {chosen['selection_of']}: {chosen['dev_records']} dev records "
+            f"({chosen.get('dev_segments', chosen['dev_records'])} segments; a record's segments stay together) halved at random "
             f"{chosen['halvings']:,} times; each rule picks a checkpoint on one half and is scored on the other. "
             "Mean held-out F1 (and, against `last` on the same halves, how often the pick did better / worse). "
             "The test split is not read.",

@@ -31,6 +31,7 @@ from spacy.tokens import DocBin
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.accuracy import seeded  # noqa: E402
 from benchmarks.common import command_line, provenance  # noqa: E402
+from spacy_medner.corpora.build import SOURCE_KEY  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,13 +40,19 @@ Counts = numpy.ndarray
 
 
 def record_counts(gold_docs: Sequence, predicted_docs: Sequence) -> numpy.ndarray:
-    """(records, 3): correct, predicted and gold entities of each dev record."""
-    rows = []
-    for gold, predicted in zip(gold_docs, predicted_docs):
+    """(records, 3): correct, predicted and gold entities of each dev record.
+
+    The converters cut long records into segments (one Doc each, with the record
+    id in user_data); the segments of a record are summed, so that a halving
+    never puts part of a record on each side."""
+    records = [(doc.user_data.get(SOURCE_KEY) or {}).get("id", i) for i, doc in enumerate(gold_docs)]
+    row_of = {record: row for row, record in enumerate(dict.fromkeys(records))}
+    counts = numpy.zeros((len(row_of), 3), dtype=numpy.int64)
+    for record, gold, predicted in zip(records, gold_docs, predicted_docs):
         g = {(e.start_char, e.end_char, e.label_) for e in gold.ents}
         p = {(e.start_char, e.end_char, e.label_) for e in predicted.ents}
-        rows.append((len(g & p), len(p), len(g)))
-    return numpy.asarray(rows, dtype=numpy.int64)
+        counts[row_of[record]] += (len(g & p), len(p), len(g))
+    return counts
 
 
 def f1(counts: numpy.ndarray) -> numpy.ndarray:
@@ -119,7 +126,7 @@ def main(argv: List[str] = None) -> None:
         for rule, f in runs[-1]["held_out_f"].items():
             print(f"  {rule}: held-out half F1 {100 * f:.2f}")
     result = {"corpus": args.corpus, "selection_of": args.system, "command": command_line(argv), **started,
-              "dev_records": len(dev), "halvings": args.halvings, "runs": runs}
+              "dev_records": int(counts.shape[1]), "dev_segments": len(dev), "halvings": args.halvings, "runs": runs}
     out = args.output / args.corpus / "selection.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf8")

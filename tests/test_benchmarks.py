@@ -143,6 +143,22 @@ def test_selection_rules_are_scored_on_the_half_they_did_not_see():
     assert sorted(selection.held_out_scores(tie_then_differ, {"best": [0, 1]}, halvings=1)["best"]) == [0.0, 0.5]
 
 
+def test_selection_counts_a_segmented_record_once():
+    """Halving dev by segment would put parts of one record on both sides; counts are summed per record."""
+    from spacy_medner.corpora.build import SOURCE_KEY
+
+    nlp = spacy.blank("zh")
+    gold = [nlp.make_doc(text) for text in ("患者头痛。", "服用阿司匹林。", "无发热。")]
+    gold[0].set_ents([gold[0].char_span(2, 4, "SYMPTOM")])
+    gold[1].set_ents([gold[1].char_span(2, 6, "DRUG")])
+    for doc, (record, offset) in zip(gold, [("r1", 0), ("r1", 5), ("r2", 0)]):
+        doc.user_data[SOURCE_KEY] = {"id": record, "offset": offset}
+    predicted = [nlp.make_doc(doc.text) for doc in gold]
+    predicted[0].set_ents([predicted[0].char_span(2, 4, "SYMPTOM")])
+    predicted[2].set_ents([predicted[2].char_span(1, 3, "SYMPTOM")])
+    assert selection.record_counts(gold, predicted).tolist() == [[1, 1, 2], [0, 1, 0]]
+
+
 def test_checkpoints_are_refused_when_evaluations_score_averaged_weights(tmp_path, monkeypatch):
     """With use_averages, spaCy evaluates the averaged weights but the logger would save the raw ones."""
     config = spacy.util.load_config(accuracy.CONFIGS["crf_ner"])
