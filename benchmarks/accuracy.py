@@ -14,6 +14,8 @@ CORPUS is one of ccks2019, tcm_manual, rocling, msra, cmeee (read from
   (spacy_medner.CharEmbed.v2, word_width 16), opt-in because they slow prediction;
 - crf_ner_words_pretrained: both; --init-tok2vec must come from `spacy pretrain`
   run with the same CharEmbed.v2 overrides, since the layer shapes differ;
+- crf_ner_averaged: crf_ner with use_averages = true, so that evaluations and
+  the kept model use the optimizer's moving averages of every weight;
 - spacy_ner: spaCy's transition-based `ner` on the same encoder, batcher,
   optimizer and schedule (benchmarks/configs/spacy_ner.cfg);
 - spacy_ner_cnn: spaCy's default accuracy `ner` config (CNN tok2vec), trained
@@ -58,6 +60,7 @@ CONFIGS = {
     "crf_ner_pretrained": ROOT / "configs" / "cpu_default.cfg",
     "crf_ner_words": ROOT / "configs" / "cpu_default.cfg",
     "crf_ner_words_pretrained": ROOT / "configs" / "cpu_default.cfg",
+    "crf_ner_averaged": ROOT / "configs" / "cpu_default.cfg",
     "spacy_ner": ROOT / "benchmarks" / "configs" / "spacy_ner.cfg",
     "spacy_ner_cnn": ROOT / "benchmarks" / "configs" / "spacy_ner_cnn.cfg",
     "spacy_ner_cnn_converged": ROOT / "benchmarks" / "configs" / "spacy_ner_cnn.cfg",
@@ -72,6 +75,7 @@ WORD_FEATURES = {
 # Variants of crf_ner that start from `spacy pretrain` weights (--init-tok2vec).
 PRETRAINED = {"crf_ner_pretrained", "crf_ner_words_pretrained"}
 WORDS = {"crf_ner_words", "crf_ner_words_pretrained"}
+AVERAGED = {"crf_ner_averaged"}
 
 
 def seeded(system: str, seed: int) -> str:
@@ -98,11 +102,14 @@ def train_spacy(system: str, data: Path, models: Path, args, time_budget: float 
             overrides["paths.init_tok2vec"] = str(args.init_tok2vec)
         if system in WORDS:
             overrides.update(WORD_FEATURES)
+        if system in AVERAGED:
+            overrides["training.optimizer.use_averages"] = True
         overrides["training.eval_frequency"] = args.eval_frequency
         if args.checkpoint_every:
-            if spacy.util.load_config(CONFIGS[system])["training"]["optimizer"].get("use_averages"):
+            averaged = spacy.util.load_config(CONFIGS[system])["training"]["optimizer"].get("use_averages")
+            if overrides.get("training.optimizer.use_averages", averaged):
                 # The logger saves the raw weights; evaluations would have scored the averaged ones.
-                raise ValueError(f"--checkpoint-every: {CONFIGS[system]} trains with use_averages = true, "
+                raise ValueError(f"--checkpoint-every: {system} trains with use_averages = true, "
                                  "so a checkpoint would not hold the weights its evaluation scored")
             overrides.update({"training.logger.checkpoint_every": args.checkpoint_every,
                               "training.logger.checkpoint_dir": str(output / "checkpoints")})

@@ -168,6 +168,8 @@ def test_checkpoints_are_refused_when_evaluations_score_averaged_weights(tmp_pat
     args = argparse.Namespace(seed=0, checkpoint_every=3, eval_frequency=3, steps=12, init_tok2vec=None)
     with pytest.raises(ValueError, match="use_averages = true"):
         accuracy.train_spacy("crf_ner", tmp_path / "data", tmp_path / "models", args)
+    with pytest.raises(ValueError, match="use_averages = true"):
+        accuracy.train_spacy("crf_ner_averaged", tmp_path / "data", tmp_path / "models", args)
     assert not (tmp_path / "models").exists()
 
 

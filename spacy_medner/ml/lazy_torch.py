@@ -10,13 +10,20 @@ Here every lazy module has `build(**sizes)` and a `sizes` dict. The shim
 saves `sizes` beside the state dict and rebuilds the module from them before
 loading the weights, so `from_bytes`/`from_disk` never depend on
 `initialize` having run.
+
+The shim also lets parameter averages reach the module. thinc's optimizer
+stores a torch parameter's moving average under the key (shim.id, name), but
+`PyTorchShim.use_params` only looks for "pytorch_{id}_{name}" keys (thinc
+8.3), so `use_averages = true` averaged the thinc tables and silently left
+every torch weight raw in evaluation and in the saved pipeline.
 """
+import contextlib
 from io import BytesIO
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Iterator, Optional
 
 import srsly
 import torch
-from thinc.api import Model, PyTorchShim
+from thinc.api import Model, PyTorchShim, xp2torch
 
 
 def serialize_lazy_module(module: torch.nn.Module) -> bytes:
@@ -40,8 +47,36 @@ def deserialize_lazy_module(module: torch.nn.Module, data: bytes, device: "torch
     return module
 
 
+class LazyTorchShim(PyTorchShim):
+    @contextlib.contextmanager
+    def use_params(self, params: Dict) -> Iterator[None]:
+        """Swap in the optimizer's averages for the block (spaCy evaluates and
+        saves inside it), then put the trained weights back exactly."""
+        averaged = {
+            name: params[(self.id, name)]
+            for name, _ in self._model.named_parameters()
+            if (self.id, name) in params
+        }
+        if not averaged:
+            with super().use_params(params):
+                yield
+            return
+        trained = {name: tensor.detach().clone() for name, tensor in self._model.named_parameters() if name in averaged}
+        with torch.no_grad():
+            for name, tensor in self._model.named_parameters():
+                if name in averaged:
+                    tensor.copy_(xp2torch(averaged[name], device=tensor.device))
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for name, tensor in self._model.named_parameters():
+                    if name in trained:
+                        tensor.copy_(trained[name])
+
+
 def lazy_torch_shim(module: torch.nn.Module) -> PyTorchShim:
-    return PyTorchShim(
+    return LazyTorchShim(
         module,
         serialize_model=serialize_lazy_module,
         deserialize_model=deserialize_lazy_module,

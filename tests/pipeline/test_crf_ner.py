@@ -8,7 +8,8 @@ import spacy
 from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.training import Example
-from thinc.api import fix_random_seed
+import torch
+from thinc.api import Adam, fix_random_seed
 
 from ..conftest import TRAIN_DATA
 
@@ -104,6 +105,37 @@ def test_overfitting_IO_default_model(tmp_path):
     nlp = spacy.blank("zh")
     nlp.add_pipe("crf_ner")
     assert_overfits_and_round_trips(train(nlp), tmp_path)
+
+
+def test_parameter_averages_reach_the_torch_layers(tmp_path):
+    """spaCy evaluates and saves inside nlp.use_params(optimizer.averages); the
+    BiGRU, attention and CRF weights are torch, and must be swapped too."""
+    fix_random_seed(0)
+    nlp = spacy.blank("zh")
+    nlp.add_pipe("crf_ner", config=ner_config(attention="mha", attention_heads=2, attention_window=8))
+    egs = examples(nlp)
+    optimizer = nlp.initialize(lambda: egs, sgd=Adam(0.01, use_averages=True))
+    for _ in range(5):
+        nlp.update(egs, sgd=optimizer, losses={})
+    shims = [shim for node in nlp.get_pipe("crf_ner").model.walk() for shim in node.shims]
+    assert len(shims) == 2  # the encoder (BiGRU + attention) and the CRF
+    trained = {(shim.id, n): t.detach().clone() for shim in shims for n, t in shim._model.named_parameters()}
+    assert all(key in optimizer.averages for key in trained)
+    assert any(not numpy.allclose(optimizer.averages[key], t.numpy()) for key, t in trained.items())
+    texts = [text for text, _ in TRAIN_DATA]
+    with nlp.use_params(optimizer.averages):
+        for shim in shims:
+            for name, tensor in shim._model.named_parameters():
+                numpy.testing.assert_array_equal(tensor.detach().numpy(), optimizer.averages[(shim.id, name)])
+        averaged_emissions = nlp.get_pipe("crf_ner").model.predict([nlp.make_doc(t) for t in texts])
+        nlp.to_disk(tmp_path / "averaged")
+    for shim in shims:
+        for name, tensor in shim._model.named_parameters():
+            assert torch.equal(tensor, trained[(shim.id, name)]), name
+    reloaded = spacy.load(tmp_path / "averaged")
+    reloaded_emissions = reloaded.get_pipe("crf_ner").model.predict([reloaded.make_doc(t) for t in texts])
+    for a, b in zip(averaged_emissions, reloaded_emissions):
+        numpy.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
 def test_overfitting_IO_word_features(tmp_path):
