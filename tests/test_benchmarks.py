@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy
 import pytest
 import spacy
+import torch
 from spacy.tokens import DocBin
 
 from benchmarks import accuracy, selection
@@ -328,6 +329,39 @@ def test_target_verdict_goes_by_the_mean_of_the_seeds(tmp_path):
     run("report.py", "--metrics", tmp_path / "results", "--output", tmp_path / "BENCHMARKS.md", "--notes", tmp_path / "none.md")
     report = (tmp_path / "BENCHMARKS.md").read_text(encoding="utf8")
     assert "- ccks2019 test F1 ≥ 82.0: 82.50 with seed 0, 81.50 averaged over 2 seeds, missed by 0.50." in report
+
+
+def test_variant_run_on_other_seeds_is_judged_by_its_own_seeds(tmp_path):
+    """A variant compared on seeds 3 and 4 has no seed-0 row; its verdict must not call seed 3 "seed 0"."""
+    results = tmp_path / "results" / "ccks2019"
+    results.mkdir(parents=True)
+    (results / "crf_ner.json").write_text(json.dumps(dict(_result("crf_ner", "2 cores, EPYC A"), corpus="ccks2019")), encoding="utf8")
+    for seed, f in ((3, 0.83), (4, 0.82)):
+        record = dict(_result("crf_ner_averaged", "2 cores, EPYC A", seed=seed), corpus="ccks2019")
+        record["tests"]["test"]["f"] = f
+        (results / f"crf_ner_averaged.seed{seed}.json").write_text(json.dumps(record), encoding="utf8")
+    run("report.py", "--metrics", tmp_path / "results", "--output", tmp_path / "BENCHMARKS.md", "--notes", tmp_path / "none.md")
+    report = (tmp_path / "BENCHMARKS.md").read_text(encoding="utf8")
+    assert "  - with parameter averaging (`crf_ner_averaged`): 82.50 averaged over seeds 3, 4, met." in report
+    assert "| crf_ner, the same with parameter averaging, use_averages (ours) | 2 | 3: 83.00" in report
+
+
+def test_averaged_row_evaluates_and_keeps_the_averaged_weights(tmp_path):
+    metrics, models = tmp_path / "metrics", tmp_path / "models"
+    run("accuracy.py", "demo", "--limit", "24", "--steps", "4", "--eval-frequency", "2", "--systems", "crf_ner_averaged",
+        "--output", metrics, "--models", models, "--data", tmp_path / "data")
+    result = json.loads((metrics / "demo" / "crf_ner_averaged.json").read_text(encoding="utf8"))
+    assert result["tests"]["test"]["n_gold"] > 0
+    nlp = spacy.load(models / "demo" / "crf_ner_averaged" / "model-last")
+    assert nlp.config["training"]["optimizer"]["use_averages"] is True
+    # The saved torch weights are the averages, not the last update's: they differ from a run without averaging.
+    plain = tmp_path / "plain"
+    run("accuracy.py", "demo", "--limit", "24", "--steps", "4", "--eval-frequency", "2", "--systems", "crf_ner",
+        "--output", plain / "metrics", "--models", plain / "models", "--data", tmp_path / "data")
+    raw = spacy.load(plain / "models" / "demo" / "crf_ner" / "model-last")
+    averaged_crf = nlp.get_pipe("crf_ner").model.get_ref("decoder").shims[0]._model.state_dict()
+    raw_crf = raw.get_pipe("crf_ner").model.get_ref("decoder").shims[0]._model.state_dict()
+    assert any(not torch.allclose(averaged_crf[k], raw_crf[k]) for k in raw_crf)
 
 
 def test_training_time_target_judges_every_seed_on_its_machine(tmp_path):
