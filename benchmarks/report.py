@@ -24,7 +24,7 @@ SYSTEM_NAMES = {
     "crf_ner_pretrained": "crf_ner, the same after `spacy pretrain` on unlabelled text (ours)",
     "crf_ner_words": "crf_ner, the same with jieba word features, CharEmbed.v2 (ours)",
     "crf_ner_words_pretrained": "crf_ner, with word features and `spacy pretrain` (ours)",
-    "crf_ner_averaged": "crf_ner, the same with parameter averaging, use_averages (ours)",
+    "crf_ner_averaged": "crf_ner, the same with parameter averaging, `use_averages` (ours)",
     "spacy_ner": "spaCy `ner`, same encoder and schedule",
     "spacy_ner_cnn": "spaCy `ner`, default accuracy CNN, equal wall time",
     "spacy_ner_cnn_converged": "spaCy `ner`, default accuracy CNN, trained to convergence",

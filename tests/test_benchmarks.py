@@ -343,7 +343,7 @@ def test_variant_run_on_other_seeds_is_judged_by_its_own_seeds(tmp_path):
     run("report.py", "--metrics", tmp_path / "results", "--output", tmp_path / "BENCHMARKS.md", "--notes", tmp_path / "none.md")
     report = (tmp_path / "BENCHMARKS.md").read_text(encoding="utf8")
     assert "  - with parameter averaging (`crf_ner_averaged`): 82.50 averaged over seeds 3, 4, met." in report
-    assert "| crf_ner, the same with parameter averaging, use_averages (ours) | 2 | 3: 83.00" in report
+    assert "| crf_ner, the same with parameter averaging, `use_averages` (ours) | 2 | 3: 83.00" in report
 
 
 def test_averaged_row_evaluates_and_keeps_the_averaged_weights(tmp_path):
