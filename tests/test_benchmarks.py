@@ -216,7 +216,7 @@ def test_converged_row_says_when_the_time_cap_stopped_it(tmp_path):
     assert "stopped by `--time-cap`" in (tmp_path / "BENCHMARKS.md").read_text(encoding="utf8")
 
 
-@pytest.mark.parametrize("system", ["crf_ner_pretrained", "crf_ner_words_pretrained"])
+@pytest.mark.parametrize("system", ["crf_ner_pretrained", "crf_ner_words_pretrained", "crf_ner_words_pretrained_averaged"])
 def test_pretrained_row_needs_pretrained_weights(tmp_path, system):
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "accuracy.py"), "demo", "--systems", f"crf_ner,{system}",
                              "--data", tmp_path / "data", "--output", tmp_path / "metrics", "--models", tmp_path / "models"],
@@ -280,18 +280,21 @@ def test_word_features_row_trains_the_default_with_char_embed_v2(tmp_path):
     assert gaps and not any("jieba" in line or "pretrain" in line for line in gaps)
 
 
-def test_words_pretrained_row_starts_from_word_feature_weights(tmp_path):
+@pytest.mark.parametrize("system,averaged", [("crf_ner_words_pretrained", False), ("crf_ner_words_pretrained_averaged", True)])
+def test_words_pretrained_rows_start_from_word_feature_weights(tmp_path, system, averaged):
     """crf_ner_words_pretrained = both variants: CharEmbed.v2 in the trained model and
-    the encoder loaded from `spacy pretrain` weights of the same shapes."""
+    the encoder loaded from `spacy pretrain` weights of the same shapes; the _averaged
+    row adds use_averages and nothing else."""
     weights = pretrain_on_demo_texts(tmp_path, WORD_FEATURES)
     metrics, models = tmp_path / "metrics", tmp_path / "models"
-    run("accuracy.py", "demo", "--limit", "24", "--steps", "2", "--eval-frequency", "1", "--systems", "crf_ner_words_pretrained",
+    run("accuracy.py", "demo", "--limit", "24", "--steps", "2", "--eval-frequency", "1", "--systems", system,
         "--init-tok2vec", weights, "--output", metrics, "--models", models, "--data", tmp_path / "data")
-    result = json.loads((metrics / "demo" / "crf_ner_words_pretrained.json").read_text(encoding="utf8"))
+    result = json.loads((metrics / "demo" / f"{system}.json").read_text(encoding="utf8"))
     assert result["init_tok2vec"] == str(weights) and result["tests"]["test"]["n_gold"] > 0
-    config = spacy.load(models / "demo" / "crf_ner_words_pretrained" / "model-best").config
+    config = spacy.load(models / "demo" / system / "model-best").config
     assert config["components"]["crf_ner"]["model"]["encoder"]["tok2vec"]["@architectures"] == "spacy_medner.CharEmbed.v2"
     assert config["paths"]["init_tok2vec"] == str(weights)
+    assert config["training"]["optimizer"]["use_averages"] is averaged
 
 
 def test_seed_option_writes_a_separate_run_and_report_shows_the_spread(tmp_path):
