@@ -58,3 +58,16 @@ def test_every_config_warms_up_decays_and_clips(config):
     if "transformer" in loaded["components"]:
         # Averages would not reach the transformer's weights (the config says why).
         assert optimizer["use_averages"] is False
+
+
+def test_accuracy_config_is_the_default_plus_the_benchmarked_recipe():
+    """configs/cpu_accuracy.cfg claims the figures of the benchmark row
+    crf_ner_words_pretrained_averaged, which trains cpu_default.cfg with these
+    overrides: any other difference would make that claim false."""
+    from benchmarks.accuracy import WORD_FEATURES
+
+    recipe = {**WORD_FEATURES, "training.optimizer.use_averages": True}
+    default_plus_recipe = load_config(ROOT / "configs" / "cpu_default.cfg", overrides=recipe, interpolate=False)
+    accuracy = load_config(ROOT / "configs" / "cpu_accuracy.cfg", interpolate=False)
+    assert accuracy == default_plus_recipe
+    assert load_config(ROOT / "configs" / "cpu_default.cfg")["training"]["optimizer"]["use_averages"] is False
