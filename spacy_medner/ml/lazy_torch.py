@@ -15,11 +15,13 @@ The shim also lets parameter averages reach the module. thinc's optimizer
 stores a torch parameter's moving average under the key (shim.id, name), but
 `PyTorchShim.use_params` only looks for "pytorch_{id}_{name}" keys (thinc
 8.3), so `use_averages = true` averaged the thinc tables and silently left
-every torch weight raw in evaluation and in the saved pipeline.
+every torch weight raw in evaluation and in the saved pipeline. Torch layers
+wrapped by other shims (thinc's own, spacy-transformers' HFShim) keep that
+gap; `shims_missing_averages` finds them so a pipeline can say so.
 """
 import contextlib
 from io import BytesIO
-from typing import Any, Callable, Dict, Iterator, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import srsly
 import torch
@@ -73,6 +75,17 @@ class LazyTorchShim(PyTorchShim):
                 for name, tensor in self._model.named_parameters():
                     if name in trained:
                         tensor.copy_(trained[name])
+
+
+def shims_missing_averages(model: Model) -> List[PyTorchShim]:
+    """The torch shims under `model` whose `use_params` cannot find the
+    optimizer's averages, so `use_averages = true` leaves their weights raw."""
+    return [
+        shim
+        for node in model.walk()
+        for shim in node.shims
+        if isinstance(shim, PyTorchShim) and not isinstance(shim, LazyTorchShim)
+    ]
 
 
 def lazy_torch_shim(module: torch.nn.Module) -> PyTorchShim:

@@ -6,6 +6,7 @@ align with the reference tokenization) is *marginalised*: the loss sums over
 every legal tag sequence that agrees with the annotated tokens. It is never
 read as "O". Converters set "O" explicitly on annotated records.
 """
+import warnings
 from itertools import islice
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
@@ -21,6 +22,7 @@ from thinc.api import Config, Model, set_dropout_rate
 from .. import architectures  # noqa: F401  (registers the architectures used below)
 from .. import tags as tag_schemes
 from ..ml import adversarial
+from ..ml.lazy_torch import shims_missing_averages
 from ..ml.tagger import decode, decoder_loss, set_tag_scheme
 
 DEFAULT_MODEL_CONFIG = """
@@ -144,6 +146,8 @@ class CRFEntityRecognizer(TrainablePipe):
         self.model.initialize(X=sample)
         if self.fgm_epsilon > 0:
             adversarial.check_fgm_target(self.model, self.fgm_embeddings)
+        if nlp is not None:
+            _warn_if_averages_miss_torch_weights(nlp)
 
     # Prediction -------------------------------------------------------------
 
@@ -271,3 +275,29 @@ def _strip_whitespace(spans: numpy.ndarray, is_space: numpy.ndarray) -> List[tup
             end -= 1
         out[k] = (start, end, label)
     return [span for span in out if span[0] < span[1]]
+
+
+def _warn_if_averages_miss_torch_weights(nlp: Language) -> None:
+    """With `use_averages = true` spaCy evaluates and saves inside
+    `nlp.use_params(averages)`. crf_ner's torch layers take the averages; a
+    transformer's (spacy-transformers' HFShim) do not, so the saved pipeline
+    would pair raw transformer weights with heads averaged against them."""
+    training = nlp.config.get("training", {})
+    if not training.get("optimizer", {}).get("use_averages"):
+        return
+    frozen = set(training.get("frozen_components", []))
+    missed = sorted(
+        {
+            f"'{name}' ({type(shim).__name__})"
+            for name, pipe in nlp.components
+            if name not in frozen and isinstance(getattr(pipe, "model", None), Model)
+            for shim in shims_missing_averages(pipe.model)
+        }
+    )
+    if missed:
+        warnings.warn(
+            "[spacy_medner] training.optimizer.use_averages = true, but the averages cannot reach the torch "
+            f"weights of {', '.join(missed)}: evaluation and the saved pipeline would use those weights raw "
+            "beside averaged layers trained against them. Set use_averages = false, or freeze those components.",
+            UserWarning,
+        )

@@ -1,6 +1,7 @@
 """crf_ner in spaCy's test_overfitting_IO style, for every encoder set-up."""
 import subprocess
 import sys
+import warnings
 
 import numpy
 import pytest
@@ -179,6 +180,36 @@ def test_overfitting_IO_transformer_listener(tiny_bert, tmp_path):
     nlp = train(transformer_nlp(tiny_bert, rnn="gru", attention="mha", attention_heads=4), 150)
     assert nlp.get_pipe("crf_ner").model.get_ref("encoder").get_ref("encoder").get_dim("nI") == 32
     assert_overfits_and_round_trips(nlp, tmp_path)
+
+
+def char_nlp(tiny_bert):
+    nlp = spacy.blank("zh")
+    nlp.add_pipe("crf_ner", config=ner_config())
+    return nlp
+
+
+@pytest.mark.parametrize(
+    "build,use_averages,frozen,warns",
+    [
+        (transformer_nlp, True, [], True),
+        (transformer_nlp, False, [], False),
+        (transformer_nlp, True, ["transformer"], False),  # frozen weights never change: raw is the average
+        (char_nlp, True, [], False),  # crf_ner's own torch layers take the averages
+    ],
+    ids=["transformer_averaged", "transformer_raw", "transformer_frozen", "char_averaged"],
+)
+def test_averaging_warns_when_it_cannot_reach_transformer_weights(tiny_bert, build, use_averages, frozen, warns):
+    nlp = build(tiny_bert)
+    nlp.config["training"]["optimizer"]["use_averages"] = use_averages
+    nlp.config["training"]["frozen_components"] = frozen
+    egs = examples(nlp)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        nlp.initialize(lambda: egs)
+    messages = [str(w.message) for w in caught if "use_averages" in str(w.message)]
+    assert len(messages) == int(warns), messages
+    if warns:
+        assert "'transformer' (HFShim)" in messages[0]
 
 
 def test_transformer_doc_longer_than_window(tiny_bert):
