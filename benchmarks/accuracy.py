@@ -120,19 +120,20 @@ def train_spacy(system: str, data: Path, models: Path, args, time_budget: float 
             "training.optimizer.learn_rate.total_steps": args.steps,
             "training.optimizer.learn_rate.warmup_steps": max(1, args.steps // 10),
         })
+    max_steps = overrides.get("training.max_steps", spacy.util.load_config(CONFIGS[system])["training"]["max_steps"])
     start = time.perf_counter()
-    stopped_by, steps = "patience or max_steps", None
     try:
         spacy_train(CONFIGS[system], output, overrides=overrides)
+        stopped_by = "max_steps" if max_steps and training_log.LAST_STEP >= max_steps else "patience"
     except training_log.TimeBudgetReached as stop:
         print(stop)
         stopped_by = "time budget" if time_budget else "time cap"
-        steps = stop.step  # between evaluations: training went on after the last one
     seconds = time.perf_counter() - start
     evaluations = list(training_log.EVALUATIONS)
     best = max(evaluations, key=lambda e: e["score"])
     return {
-        "train_seconds": round(seconds, 1), "steps": evaluations[-1]["step"] if steps is None else steps, "best_step": best["step"],
+        # steps: where training ended, which may lie after the last evaluation.
+        "train_seconds": round(seconds, 1), "steps": training_log.LAST_STEP, "best_step": best["step"],
         "seconds_to_best": best["seconds"], "dev_f": best["score"], "time_budget": time_budget or None,
         "stopped_by": stopped_by, "init_tok2vec": overrides.get("paths.init_tok2vec"),
         "model": str(output / "model-best"), "evaluations": evaluations,

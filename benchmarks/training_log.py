@@ -22,6 +22,9 @@ import spacy
 from spacy.training.loggers import console_logger_v3
 
 EVALUATIONS: List[Dict] = []  # filled during training: {"step", "seconds", "score"}
+# The step spaCy's loop ended on. Patience stops it between evaluations, so the
+# last evaluation's step can be up to eval_frequency short of it.
+LAST_STEP = -1
 
 
 class TimeBudgetReached(Exception):
@@ -38,13 +41,17 @@ def timed_logger(progress_bar: bool = False, time_budget: float = 0.0, checkpoin
     def setup(nlp, stdout=sys.stdout, stderr=sys.stderr):
         log_step, finalize = console(nlp, stdout, stderr)
         start = time.perf_counter()
+        global LAST_STEP
         EVALUATIONS.clear()
+        LAST_STEP = -1
         step = -1  # spaCy's numbering: its first update is step 0
 
         def log(info):
             # spaCy calls this after every step, with info None between evaluations.
+            global LAST_STEP
             nonlocal step, start
             step += 1
+            LAST_STEP = step
             log_step(info)
             seconds = time.perf_counter() - start
             if info is not None:

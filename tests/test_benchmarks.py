@@ -127,6 +127,21 @@ def test_time_budget_stops_between_evaluations():
     assert stop.value.step == 0 and "last evaluation at step none" in str(stop.value)
 
 
+@pytest.mark.parametrize("patience,steps,stopped_by", [(1, 1, "patience"), (0, 4, "max_steps")])
+def test_result_records_the_step_training_ended_on(tmp_path, monkeypatch, patience, steps, stopped_by):
+    """Patience stops spaCy between evaluations: the row must say how far training went, not where it was last scored."""
+    config = spacy.util.load_config(accuracy.CONFIGS["crf_ner"])
+    config["training"]["patience"] = patience
+    config.to_disk(tmp_path / "patient.cfg")
+    monkeypatch.setitem(accuracy.CONFIGS, "crf_ner", tmp_path / "patient.cfg")
+    accuracy.main(["demo", "--limit", "24", "--steps", "4", "--eval-frequency", "2", "--systems", "crf_ner",
+                   "--output", str(tmp_path / "metrics"), "--models", str(tmp_path / "models"), "--data", str(tmp_path / "data")])
+    result = json.loads((tmp_path / "metrics" / "demo" / "crf_ner.json").read_text(encoding="utf8"))
+    # With patience 1 the step after the first evaluation (step 0) already has no improvement.
+    assert (result["steps"], result["stopped_by"]) == (steps, stopped_by)
+    assert result["evaluations"][-1]["step"] == (0 if patience else 4)
+
+
 def test_selection_rules_are_scored_on_the_half_they_did_not_see():
     gold = 10
     # Checkpoint 0 is right on every record; checkpoint 1 (the last) on half of each record's entities.
