@@ -43,15 +43,14 @@ def timed_logger(progress_bar: bool = False, time_budget: float = 0.0, checkpoin
         start = time.perf_counter()
         global LAST_STEP
         EVALUATIONS.clear()
-        LAST_STEP = -1
-        step = -1  # spaCy's numbering: its first update is step 0
+        LAST_STEP = -1  # spaCy's numbering: its first update is step 0
 
         def log(info):
             # spaCy calls this after every step, with info None between evaluations.
             global LAST_STEP
-            nonlocal step, start
-            step += 1
-            LAST_STEP = step
+            nonlocal start
+            LAST_STEP += 1
+            step = LAST_STEP
             log_step(info)
             seconds = time.perf_counter() - start
             if info is not None:
