@@ -16,6 +16,8 @@ CORPUS is one of ccks2019, tcm_manual, rocling, msra, cmeee (read from
   run with the same CharEmbed.v2 overrides, since the layer shapes differ;
 - crf_ner_averaged: crf_ner with use_averages = true, so that evaluations and
   the kept model use the optimizer's moving averages of every weight;
+- crf_ner_words_averaged: word features and averaging, for corpora too large
+  to pretrain on here (MSRA);
 - crf_ner_words_pretrained_averaged: all three variants together;
 - spacy_ner: spaCy's transition-based `ner` on the same encoder, batcher,
   optimizer and schedule (benchmarks/configs/spacy_ner.cfg);
@@ -62,6 +64,7 @@ CONFIGS = {
     "crf_ner_words": ROOT / "configs" / "cpu_default.cfg",
     "crf_ner_words_pretrained": ROOT / "configs" / "cpu_default.cfg",
     "crf_ner_averaged": ROOT / "configs" / "cpu_default.cfg",
+    "crf_ner_words_averaged": ROOT / "configs" / "cpu_default.cfg",
     "crf_ner_words_pretrained_averaged": ROOT / "configs" / "cpu_default.cfg",
     "spacy_ner": ROOT / "benchmarks" / "configs" / "spacy_ner.cfg",
     "spacy_ner_cnn": ROOT / "benchmarks" / "configs" / "spacy_ner_cnn.cfg",
@@ -76,8 +79,8 @@ WORD_FEATURES = {
 }
 # Variants of crf_ner that start from `spacy pretrain` weights (--init-tok2vec).
 PRETRAINED = {"crf_ner_pretrained", "crf_ner_words_pretrained", "crf_ner_words_pretrained_averaged"}
-WORDS = {"crf_ner_words", "crf_ner_words_pretrained", "crf_ner_words_pretrained_averaged"}
-AVERAGED = {"crf_ner_averaged", "crf_ner_words_pretrained_averaged"}
+WORDS = {"crf_ner_words", "crf_ner_words_averaged", "crf_ner_words_pretrained", "crf_ner_words_pretrained_averaged"}
+AVERAGED = {"crf_ner_averaged", "crf_ner_words_averaged", "crf_ner_words_pretrained_averaged"}
 
 
 def seeded(system: str, seed: int) -> str:

@@ -18,13 +18,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import ROOT  # noqa: E402
 
 CORPORA = ["ccks2019", "tcm_manual", "rocling", "msra", "cmeee", "demo"]
-SYSTEMS = ["crf_ner", "crf_ner_pretrained", "crf_ner_words", "crf_ner_words_pretrained", "crf_ner_averaged", "crf_ner_words_pretrained_averaged", "spacy_ner", "spacy_ner_cnn", "spacy_ner_cnn_converged", "crfsuite"]
+SYSTEMS = ["crf_ner", "crf_ner_pretrained", "crf_ner_words", "crf_ner_words_pretrained", "crf_ner_averaged", "crf_ner_words_averaged", "crf_ner_words_pretrained_averaged", "spacy_ner", "spacy_ner_cnn", "spacy_ner_cnn_converged", "crfsuite"]
 SYSTEM_NAMES = {
     "crf_ner": "crf_ner, configs/cpu_default.cfg (ours)",
     "crf_ner_pretrained": "crf_ner, the same after `spacy pretrain` on unlabelled text (ours)",
     "crf_ner_words": "crf_ner, the same with jieba word features, CharEmbed.v2 (ours)",
     "crf_ner_words_pretrained": "crf_ner, with word features and `spacy pretrain` (ours)",
     "crf_ner_averaged": "crf_ner, the same with parameter averaging, `use_averages` (ours)",
+    "crf_ner_words_averaged": "crf_ner, with word features and averaging (ours)",
     "crf_ner_words_pretrained_averaged": "crf_ner, with word features, `spacy pretrain` and averaging (ours)",
     "spacy_ner": "spaCy `ner`, same encoder and schedule",
     "spacy_ner_cnn": "spaCy `ner`, default accuracy CNN, equal wall time",
@@ -36,6 +37,7 @@ OPTIONAL_ROWS = {
     "crf_ner_pretrained": "with domain pretraining", "crf_ner_words": "with word features",
     "crf_ner_words_pretrained": "with word features and domain pretraining",
     "crf_ner_averaged": "with parameter averaging",
+    "crf_ner_words_averaged": "with word features and parameter averaging",
     "crf_ner_words_pretrained_averaged": "with word features, domain pretraining and parameter averaging",
 }
 RECOVERED = "†"

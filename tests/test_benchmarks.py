@@ -278,21 +278,24 @@ def test_spacy_ner_baseline_shares_the_cpu_default_encoder_and_schedule():
     assert baseline["nlp"]["tokenizer"] == ours["nlp"]["tokenizer"] and baseline["nlp"]["batch_size"] == ours["nlp"]["batch_size"]
 
 
-def test_word_features_row_trains_the_default_with_char_embed_v2(tmp_path):
+@pytest.mark.parametrize("system,averaged,row", [("crf_ner_words", False, "crf_ner, the same with jieba word features"),
+                                                 ("crf_ner_words_averaged", True, "crf_ner, with word features and averaging")])
+def test_word_features_row_trains_the_default_with_char_embed_v2(tmp_path, system, averaged, row):
     metrics, models = tmp_path / "metrics", tmp_path / "models"
-    run("accuracy.py", "demo", "--limit", "24", "--steps", "2", "--eval-frequency", "1", "--systems", "crf_ner_words",
+    run("accuracy.py", "demo", "--limit", "24", "--steps", "2", "--eval-frequency", "1", "--systems", system,
         "--output", metrics, "--models", models, "--data", tmp_path / "data")
-    result = json.loads((metrics / "demo" / "crf_ner_words.json").read_text(encoding="utf8"))
-    assert result["system"] == "crf_ner_words" and result["tests"]["test"]["n_gold"] > 0
-    nlp = spacy.load(models / "demo" / "crf_ner_words" / "model-best")
+    result = json.loads((metrics / "demo" / f"{system}.json").read_text(encoding="utf8"))
+    assert result["system"] == system and result["tests"]["test"]["n_gold"] > 0
+    nlp = spacy.load(models / "demo" / system / "model-best")
     tok2vec = nlp.config["components"]["crf_ner"]["model"]["encoder"]["tok2vec"]
     assert tok2vec["@architectures"] == "spacy_medner.CharEmbed.v2" and tok2vec["word_width"] == 16
+    assert nlp.config["training"]["optimizer"]["use_averages"] is averaged
     run("report.py", "--metrics", metrics, "--output", tmp_path / "BENCHMARKS.md")
     report = (tmp_path / "BENCHMARKS.md").read_text(encoding="utf8")
     # An opt-in row: it is reported, and its absence elsewhere is not listed as a gap.
     gaps = [line for line in report.splitlines() if line.startswith("Not measured in this run: ")]
-    assert "| crf_ner, the same with jieba word features" in report
-    assert gaps and not any("jieba" in line or "pretrain" in line for line in gaps)
+    assert f"| {row}" in report
+    assert gaps and not any("word features" in line or "pretrain" in line or "averaging" in line for line in gaps)
 
 
 @pytest.mark.parametrize("system,averaged", [("crf_ner_words_pretrained", False), ("crf_ner_words_pretrained_averaged", True)])
