@@ -16,7 +16,7 @@ import spacy
 import torch
 from spacy.tokens import DocBin
 
-from benchmarks import accuracy, selection
+from benchmarks import accuracy, seen_mentions, selection
 from benchmarks.accuracy import WORD_FEATURES
 from benchmarks.corpora import bench_corpora, demo_corpus, prepare
 from benchmarks.crfsuite_baseline import char_features, gold_tags
@@ -112,11 +112,33 @@ def test_benchmark_smoke_run_writes_the_report(tmp_path):
     run("scaling.py", models / "crf_ner" / "model-best", "--texts", texts, "--lengths", "100,300", "--chars-per-length", "600",
         "--threads", "1", "--plot", tmp_path / "scaling.png", "--json", metrics / "scaling.json")
     assert (tmp_path / "scaling.png").read_bytes()[:4] == b"\x89PNG"
+    out = run("seen_mentions.py", "demo", "crf_ner", "--models", tmp_path / "models", "--data", tmp_path / "data")
+    assert "  dev: " in out and "crf_ner, test test: exact recall on seen / unseen mentions" in out
     run("report.py", "--metrics", metrics, "--output", tmp_path / "BENCHMARKS.md")
     report = (tmp_path / "BENCHMARKS.md").read_text(encoding="utf8")
     assert "### demo" in report and report.count("| crf_ner | 1 |") == 1 and "| crfsuite | 1 |" in report
     assert "python benchmarks/accuracy.py demo --limit 24" in report and "| 300 |" in report
     assert "### ccks2019\n\nNot measured in this run." in report
+
+
+def test_recall_is_split_by_whether_training_holds_the_mention():
+    """A mention counts as seen only with the same type and text: a name seen as
+    another type is unseen, and a prediction must match span and type exactly."""
+    nlp = spacy.blank("zh")
+
+    def doc(text, *ents):
+        d = nlp.make_doc(text)
+        d.ents = [d.char_span(start, end, label=label) for start, end, label in ents]
+        return d
+
+    training = seen_mentions.mentions([doc("张三在北京", (0, 2, "PER"), (3, 5, "LOC"))])
+    gold = [doc("张三和北京人", (0, 2, "PER"), (3, 5, "PER")), doc("去北京", (1, 3, "LOC"))]
+    predicted = [doc("张三和北京人", (0, 2, "PER"), (3, 5, "LOC")), doc("去北京", (1, 2, "LOC"))]
+    assert seen_mentions.seen_share(gold, training) == {"LOC": (1, 1), "PER": (1, 2)}
+    assert seen_mentions.recall_by_seen(gold, predicted, training) == {
+        ("LOC", True): (0, 1), ("PER", False): (0, 1), ("PER", True): (1, 1)}
+    with pytest.raises(ValueError, match="not the gold docs' texts"):
+        seen_mentions.recall_by_seen(gold, predicted[::-1], training)
 
 
 def test_time_budget_stops_between_evaluations():
