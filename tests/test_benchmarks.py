@@ -16,7 +16,7 @@ import spacy
 import torch
 from spacy.tokens import DocBin
 
-from benchmarks import accuracy, seen_mentions, selection
+from benchmarks import accuracy, report, seen_mentions, selection
 from benchmarks.accuracy import WORD_FEATURES
 from benchmarks.corpora import bench_corpora, demo_corpus, prepare
 from benchmarks.crfsuite_baseline import char_features, gold_tags
@@ -271,6 +271,14 @@ def _result(system, machine, **extra):
         "dev_f": 0.6, "train_seconds": 10.0, "seconds_to_best": 9.0, "steps": 2,
         "tests": {"test": {"p": 0.5, "r": 0.5, "f": 0.5, "boundary_f": 0.75, "per_type": per_type}}, **extra,
     }
+
+
+def test_report_names_every_system_that_accuracy_trains():
+    """report.py keeps its own list (it runs without torch); a system it lacks would be
+    trained and written, then left out of BENCHMARKS.md without a word."""
+    assert report.SYSTEMS == accuracy.SYSTEMS
+    assert set(report.SYSTEM_NAMES) == set(accuracy.SYSTEMS)
+    assert set(report.OPTIONAL_ROWS) <= set(accuracy.SYSTEMS) - set(accuracy.DEFAULT_SYSTEMS)
 
 
 def test_report_combines_sessions_and_marks_recovered_rows(tmp_path):
