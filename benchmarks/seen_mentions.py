@@ -23,6 +23,7 @@ from spacy.tokens import Doc, DocBin
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import ROOT  # noqa: E402
+from benchmarks.scoring import entity_set  # noqa: E402
 
 Mention = Tuple[str, str]  # (label, text)
 
@@ -47,15 +48,15 @@ def seen_share(docs: Iterable[Doc], training: Set[Mention]) -> Dict[str, Tuple[i
 
 def recall_by_seen(gold: List[Doc], predicted: List[Doc], training: Set[Mention]) -> Dict[Tuple[str, bool], Tuple[int, int]]:
     """Per (label, seen in training): (gold mentions predicted exactly, gold mentions)."""
+    if [doc.text for doc in gold] != [doc.text for doc in predicted]:
+        raise ValueError("[spacy_medner] the predicted docs are not the gold docs' texts, in order")
+    predicted_entities = entity_set(predicted)  # matched exactly as benchmarks/scoring.py scores
     found, total = Counter(), Counter()
-    for gold_doc, predicted_doc in zip(gold, predicted, strict=True):
-        if gold_doc.text != predicted_doc.text:
-            raise ValueError("[spacy_medner] the predicted docs are not the gold docs' texts, in order")
-        spans = {(ent.start_char, ent.end_char, ent.label_) for ent in predicted_doc.ents}
-        for ent in gold_doc.ents:
+    for i, doc in enumerate(gold):
+        for ent in doc.ents:
             key = (ent.label_, (ent.label_, ent.text) in training)
             total[key] += 1
-            found[key] += (ent.start_char, ent.end_char, ent.label_) in spans
+            found[key] += (i, ent.start_char, ent.end_char, ent.label_) in predicted_entities
     return {key: (found[key], total[key]) for key in sorted(total)}
 
 
