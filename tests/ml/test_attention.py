@@ -2,30 +2,37 @@
 import pytest
 import torch
 
-from spacy_medner.ml.attention import WindowedSelfAttention, _unwindow, _windows
+from spacy_medner.ml.attention import AdditiveAttention, WindowedSelfAttention
 
 
-def reference(layer: WindowedSelfAttention, x, mask):
-    """The definition: full MHA inside each window, for the two half-shifted
-    window grids, averaged (all-padding windows give zeros)."""
+def reference(layer, x, mask):
+    """The definition, one row and one window at a time: every token attends
+    to the real tokens of its window, on the grid starting at token 0 and on
+    the grid shifted left by half a window; the two outputs are averaged."""
+    B, T, _ = x.shape
     outputs = []
-    for offset in (0, layer.window // 2):
-        xw, mw, shape = _windows(x, mask, layer.window, offset)
-        yw = torch.zeros_like(xw)
-        for i in range(xw.shape[0]):
-            if mw[i].any():
-                yw[i] = layer.attend(xw[i : i + 1], mw[i : i + 1])[0]
-        outputs.append(_unwindow(yw, shape))
+    for shift in (0, layer.window // 2):
+        y = torch.zeros(B, T, layer.out_width(x.shape[-1]))
+        for b in range(B):
+            for start in range(-shift, T, layer.window):
+                idx = [t for t in range(max(start, 0), min(start + layer.window, T)) if mask[b, t]]
+                if idx:
+                    window = x[b, idx][None]
+                    y[b, idx] = layer.attend(window, torch.ones(1, len(idx), dtype=torch.bool))[0]
+        outputs.append(y)
     return (outputs[0] + outputs[1]) / 2
 
 
-@pytest.mark.parametrize("heads,window", [(1, 4), (4, 6), (2, 16)])
-def test_windowed_attention_equals_reference(heads, window):
+# Lengths at, just under and just over multiples of the window and of half of
+# it, so windows end inside, at and beyond each row (and run into the next).
+@pytest.mark.parametrize("heads,window,T", [(1, 4, 37), (4, 6, 37), (2, 16, 37), (2, 7, 21), (2, 8, 12), (2, 8, 16)])
+@pytest.mark.parametrize("kind", ["mha", "additive"])
+def test_windowed_attention_equals_reference(kind, heads, window, T):
     torch.manual_seed(0)
-    layer = WindowedSelfAttention(16, heads, window).eval()
-    lengths = torch.tensor([37, 5, 20, 1])
-    x = torch.randn(4, 37, 16)
-    mask = torch.arange(37)[None, :] < lengths[:, None]
+    layer = (WindowedSelfAttention(16, heads, window) if kind == "mha" else AdditiveAttention(16, window)).eval()
+    lengths = torch.tensor([T, 5, min(20, T), 1, T - 1, window // 2, window])
+    x = torch.randn(len(lengths), T, 16)
+    mask = torch.arange(T)[None, :] < lengths[:, None]
     with torch.no_grad():
         fast, slow = layer(x, mask), reference(layer, x, mask)
     for b, n in enumerate(lengths):
