@@ -3,8 +3,11 @@
     python benchmarks/speed.py [MODEL ...] [--crfsuite MODEL.pkl] [--texts FILE.jsonl]
         [--batch-size 64] [--repeats 3] [--threads 1,2] [--json OUT.json]
 
-MODEL is a pipeline path or package; without any, the `crf_ner` factory
-default (untrained, CCKS2019 labels) is measured. Texts default to the
+MODEL is a pipeline path or package, or a training config (`.cfg`), whose
+pipeline is measured untrained, with the CCKS2019 labels: prediction cost
+does not depend on the weights, so a config's speed needs no training run
+(e.g. `configs/cpu_default.cfg configs/cpu_accuracy.cfg`). Without any
+MODEL, the `crf_ner` factory default is measured the same way. Texts default to the
 CCKS2019 test set in ../shared, else the demo dev set. Each (model, thread
 count) runs in a fresh process with torch and BLAS limited to that many
 threads; it prints the best of `repeats` runs and the process's peak resident
@@ -43,14 +46,18 @@ def load_texts(path: Optional[Path]):
 def load_predictor(model: str):
     """Something with .pipe(texts) -> docs with .ents."""
     import spacy
+    from spacy.training import Example
 
-    if model == FACTORY_DEFAULT:
-        from spacy.training import Example
-
-        nlp = spacy.blank("zh")
-        nlp.add_pipe("crf_ner")
+    def untrained(nlp):
         nlp.initialize(lambda: [Example.from_dict(nlp.make_doc("口服阿司匹林"), {"entities": [(2, 6, label)]}) for label in LABELS])
         return nlp
+
+    if model == FACTORY_DEFAULT:
+        nlp = spacy.blank("zh")
+        nlp.add_pipe("crf_ner")
+        return untrained(nlp)
+    if model.endswith(".cfg"):
+        return untrained(spacy.util.load_model_from_config(spacy.util.load_config(model, interpolate=True), auto_fill=True))
     if model.endswith(".pkl"):
         from benchmarks.crfsuite_baseline import CharCRF
 

@@ -109,6 +109,9 @@ def test_benchmark_smoke_run_writes_the_report(tmp_path):
     texts = ROOT / "assets" / "demo" / "dev.jsonl"
     run("speed.py", models / "crf_ner" / "model-best", "--crfsuite", models / "crfsuite.pkl", "--texts", texts,
         "--repeats", "1", "--threads", "1", "--json", metrics / "speed.json")
+    # A config is measured untrained: its network, not its weights, sets the cost.
+    out = run("speed.py", ROOT / "configs" / "cpu_accuracy.cfg", "--texts", texts, "--repeats", "1", "--threads", "1")
+    assert re.search(r"cpu_accuracy\.cfg  threads 1: [\d,]+ chars/s", out)
     run("scaling.py", models / "crf_ner" / "model-best", "--texts", texts, "--lengths", "100,300", "--chars-per-length", "600",
         "--threads", "1", "--plot", tmp_path / "scaling.png", "--json", metrics / "scaling.json")
     assert (tmp_path / "scaling.png").read_bytes()[:4] == b"\x89PNG"
