@@ -1,7 +1,4 @@
-"""Command line: `python -m spacy_medner convert ...`. Argument parsing and
-messages only; the work is in `spacy_medner.corpora`."""
-import os
-import sys
+"""`python -m spacy_medner convert`: a corpus to spaCy's DocBin, with a report."""
 from enum import Enum
 from pathlib import Path
 from typing import List, Optional
@@ -9,12 +6,10 @@ from typing import List, Optional
 import typer
 from wasabi import msg
 
-from .corpora.convert import convert
-from .corpora.formats import READERS
-from .corpora.records import ConversionError
-from .corpora.texts import raw_texts
-
-app = typer.Typer(name="spacy_medner", help="Chinese medical NER for spaCy.", no_args_is_help=True, add_completion=False)
+from ..corpora.convert import convert
+from ..corpora.formats import READERS
+from ..corpora.records import ConversionError
+from . import app, fail, write_atomic
 
 Format = Enum("Format", {name: name for name in READERS}, type=str)
 
@@ -22,11 +17,6 @@ Format = Enum("Format", {name: name for name in READERS}, type=str)
 class BadTags(str, Enum):
     repair = "repair"
     reject = "reject"
-
-
-@app.callback()
-def main() -> None:
-    """Chinese medical NER for spaCy."""
 
 
 @app.command("convert")
@@ -66,45 +56,3 @@ def convert_cli(
     for path, data in outputs:
         write_atomic(path, data)
     msg.good(f"Wrote {output}" + (f" and {dev_output}" if dev is not None else ""))
-
-
-TextFormat = Enum("TextFormat", {name: name for name in ["plain", *READERS]}, type=str)
-
-
-@app.command("texts")
-def texts_cli(
-    format: TextFormat = typer.Argument(..., help="'plain' (one text per line) or an annotated format, whose annotations are ignored."),
-    inputs: List[Path] = typer.Argument(..., help="Input files, folders or zip archives."),
-    output: Path = typer.Option(..., "--output", "-o", help="JSON lines of {\"text\"} for `spacy pretrain` (spacy.JsonlCorpus.v1)."),
-    max_length: int = typer.Option(500, "--max-length", help="Split longer texts at sentence ends."),
-) -> None:
-    """Collect raw text for domain pretraining (`spacy pretrain`)."""
-    import srsly
-
-    try:
-        lines = [srsly.json_dumps({"text": t}) for t in raw_texts(format.value, inputs, max_length)]
-    except ConversionError as err:
-        fail(str(err))
-    if not lines:
-        fail(f"{', '.join(map(str, inputs))}: no text found")
-    write_atomic(output, ("\n".join(lines) + "\n").encode("utf8"))
-    msg.good(f"Wrote {len(lines)} texts ({sum(len(l) for l in lines):,} bytes) to {output}")
-
-
-def fail(message: str) -> None:
-    """One unwrapped line on stderr, exit 1: easy to read and to grep in CI logs."""
-    print(f"✘ {message}", file=sys.stderr)
-    raise typer.Exit(1)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename: a failed run never
-    leaves a partial output behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def run() -> None:
-    app(prog_name=f"{Path(sys.executable).name} -m spacy_medner")
