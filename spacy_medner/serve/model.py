@@ -1,0 +1,150 @@
+"""The pipeline behind the service: loaded in the background, then read-only.
+
+The server starts answering before the model is loaded, so a load balancer
+or an orchestrator can tell "starting" (`/healthz` 503) from "down" (no
+answer) and a slow load never trips a connect timeout. Everything that touches
+the model (loading included) runs on the model's single thread, so torch's
+thread limit, set on that thread, holds for every call.
+"""
+import logging
+import os
+import platform
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Dict, List, Optional
+
+logger = logging.getLogger("uvicorn.error")  # uvicorn configures its handlers
+
+# For tests and readiness-probe drills: seconds to sleep before loading, so
+# that the 503 of a loading service can be observed.
+LOAD_DELAY_ENV = "SPACY_MEDNER_SERVE_LOAD_DELAY"
+THREADS_ENV = "SPACY_MEDNER_THREADS"
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def worker_threads(threads: Optional[int], workers: int = 1) -> int:
+    """Torch intra-op threads for one worker: `threads` if given, else
+    $SPACY_MEDNER_THREADS, else the worker's share of the cores (at least 1).
+
+    Torch processes that each spin up one thread per core crawl when they
+    share the CPU (another worker, a training job), so each worker takes only
+    its share. Until the package has one shared helper for this (the annotate
+    command's workers need the same), it lives here.
+    """
+    if threads is None and os.environ.get(THREADS_ENV, "").strip():
+        threads = int(os.environ[THREADS_ENV])
+    if threads is None:
+        threads = available_cores() // max(1, workers)
+    return max(1, threads)
+
+
+def limit_torch_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def entity_labels(nlp) -> List[str]:
+    """The labels of every component that sets `doc.ents`, sorted."""
+    labels = set()
+    for name in nlp.pipe_names:
+        if "doc.ents" in nlp.get_pipe_meta(name).assigns:
+            labels.update(getattr(nlp.get_pipe(name), "labels", ()) or ())
+    return sorted(labels)
+
+
+def label_colors(labels: List[str]) -> Dict[str, str]:
+    """displaCy colours of spacy_medner.display, and a fixed palette for the
+    labels it does not know, so every label gets its own colour."""
+    from ..display import COLORS
+
+    palette = ["#8ecae6", "#ff8fa3", "#b5e48c", "#ffd166", "#cdb4db", "#f4a261", "#84a59d", "#bde0fe", "#e9c46a", "#f28482"]
+    unknown = [label for label in labels if label not in COLORS]
+    colors = {label: COLORS[label] for label in labels if label in COLORS}
+    colors.update({label: palette[i % len(palette)] for i, label in enumerate(unknown)})
+    return colors
+
+
+class ModelHolder:
+    """Owns the pipeline and the one thread that runs it."""
+
+    def __init__(self, model: str, threads: int, spans_key: str = "crf_ner") -> None:
+        self.model = model
+        self.threads = threads
+        self.spans_key = spans_key
+        self.nlp = None
+        self.error: Optional[str] = None
+        self.loaded_in_s: Optional[float] = None
+        self.metadata: Dict = {}
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spacy_medner-model")
+        self._loaded = threading.Event()
+
+    @property
+    def ready(self) -> bool:
+        return self._loaded.is_set() and self.nlp is not None
+
+    def start_loading(self) -> Future:
+        return self.executor.submit(self._load)
+
+    def _load(self) -> None:
+        start = time.perf_counter()
+        try:
+            delay = float(os.environ.get(LOAD_DELAY_ENV, "0") or 0)
+            if delay > 0:
+                time.sleep(delay)
+            limit_torch_threads(self.threads)
+            import spacy
+
+            import spacy_medner  # noqa: F401  registers crf_ner when the pipeline is a plain directory
+
+            nlp = spacy.load(self.model)
+            self.metadata = self._metadata(nlp)
+            self.nlp = nlp
+            self.loaded_in_s = round(time.perf_counter() - start, 3)
+            logger.info("loaded %s in %.1f s (%d torch threads)", self.model, self.loaded_in_s, self.threads)
+        except Exception as err:  # the service stays up and says why on /healthz
+            self.error = f"{type(err).__name__}: {err}"
+            logger.error("could not load %s: %s", self.model, self.error)
+        finally:
+            self._loaded.set()
+
+    def _metadata(self, nlp) -> Dict:
+        import spacy
+
+        import spacy_medner
+
+        labels = entity_labels(nlp)
+        versions = {"spacy": spacy.__version__, "spacy_medner": spacy_medner.__version__, "python": platform.python_version()}
+        for name in ("torch", "thinc", "fastapi", "uvicorn"):
+            try:
+                versions[name] = __import__(name).__version__
+            except Exception:  # a version we cannot read is left out, never fatal
+                pass
+        meta = nlp.meta
+        return {
+            "name": f"{meta.get('lang', nlp.lang)}_{meta.get('name', 'pipeline')}",
+            "version": meta.get("version", ""),
+            "lang": nlp.lang,
+            "pipeline": list(nlp.pipe_names),
+            "labels": labels,
+            "colors": label_colors(labels),
+            "spans_key": self.spans_key,
+            "versions": versions,
+            "torch_threads": self.threads,
+        }
+
+    def predict(self, texts: List[str]) -> List[List[dict]]:
+        """Entities of each text, in order. Runs on the model thread."""
+        from ..io.entities import doc_entities
+
+        return [doc_entities(doc, self.spans_key) for doc in self.nlp.pipe(texts, batch_size=max(1, len(texts)))]
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
