@@ -22,22 +22,33 @@ TARGETS = ("auto", "char", "transformer")
 
 
 def embedding_tables(model: Model, target: str) -> Tuple[List[Tuple[Model, str]], List]:
-    """(thinc (node, param) pairs, torch embedding weights) that FGM perturbs."""
+    """(thinc (node, param) pairs, torch embedding weights) that FGM perturbs.
+
+    thinc's embedding layers (HashEmbed, Embed) keep their table as the
+    parameter "E"; a spacy-transformers `TransformerModel` exposes its
+    Hugging Face model as `.transformer` once it is loaded.
+    """
     if target not in TARGETS:
         raise ValueError(f"[spacy_medner] Option 'fgm_embeddings' must be one of {TARGETS}, got {target!r}.")
     thinc_tables, torch_tables = [], []
     for node in model.walk():
-        if target in ("auto", "char") and node.name in ("hashembed", "embed") and node.has_param("E"):
+        if target in ("auto", "char") and "E" in node.param_names and node.has_param("E"):
             thinc_tables.append((node, "E"))
-        for shim in node.shims:
-            hf_model = getattr(shim, "_hfmodel", None)
-            if target in ("auto", "transformer") and hf_model is not None and shim._model is not None:
-                torch_tables.append(shim._model.get_input_embeddings().weight)
+        if target in ("auto", "transformer") and _is_transformer(node) and node.attrs.get("has_transformer"):
+            torch_tables.append(node.transformer.get_input_embeddings().weight)
     return thinc_tables, torch_tables
 
 
+def _is_transformer(node: Model) -> bool:
+    try:
+        from spacy_transformers.layers import TransformerModel
+    except ImportError:  # spacy-transformers is a requirement, but keep FGM importable without it
+        return False
+    return isinstance(node, TransformerModel)
+
+
 def check_fgm_target(model: Model, target: str) -> None:
-    listeners = [n.name for n in model.walk() if "listener" in n.name]
+    listeners = [n.name for n in model.walk() if _is_listener(n)]
     thinc_tables, torch_tables = embedding_tables(model, target)
     if listeners or not (thinc_tables or torch_tables):
         reason = (
@@ -49,6 +60,17 @@ def check_fgm_target(model: Model, target: str) -> None:
             f"[spacy_medner] FGM (fgm_epsilon > 0) cannot run: {reason}. Use an inline token encoder "
             "(spacy_medner.CharEmbed.v1, or spacy-transformers.Tok2VecTransformer.v3), or set fgm_epsilon = 0."
         )
+
+
+def _is_listener(node: Model) -> bool:
+    """spaCy's Tok2VecListener and spacy-transformers' TransformerListener."""
+    from spacy.pipeline.tok2vec import Tok2VecListener
+
+    try:
+        from spacy_transformers.layers import TransformerListener
+    except ImportError:
+        TransformerListener = Tok2VecListener
+    return isinstance(node, (Tok2VecListener, TransformerListener))
 
 
 @contextmanager

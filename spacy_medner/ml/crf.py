@@ -1,17 +1,24 @@
-"""Tag decoders as torch modules: a constrained linear-chain CRF and a
-constrained softmax ("FC") head.
+"""The torch side of the tag decoders: a constrained linear-chain CRF and a
+constrained softmax ("FC") head, in one module.
 
 Both share one loss for full *and* partial annotation. `gold` is a (B, T, K)
 bool mask of the tags each token may take: one tag for an annotated token, all
 tags for a token whose annotation is missing. The loss is
 -log P(any path consistent with gold), so a missing token is marginalised over
-instead of being read as "O".
+instead of being read as "O". For the CRF that is two runs of the forward
+algorithm (`log_partition`), over the full lattice and over the
+gold-consistent one, stacked into one batch.
 
 The tag scheme's illegal moves (O→I-X, B-X→I-Y, ...) are fixed masks stored as
 buffers. In the CRF they are applied to pytorch-crf's transition parameters
 through `torch.nn.utils.parametrize`, so training (the partition function) and
 decoding both only ever see legal paths, and the forbidden entries receive no
-gradient.
+gradient. pytorch-crf holds the transition parameters; its own decoder returns
+Python lists and its likelihood needs a complete gold path, so the forward
+algorithm and the batched Viterbi are our own.
+
+The thinc layer around this module is `spacy_medner.ml.decoder.TagDecoder`;
+it calls `forward(..., mode=...)` through its shim.
 """
 from typing import Optional, Tuple
 
@@ -26,6 +33,8 @@ from .viterbi import viterbi_decode
 # Finite stand-in for -inf in the forward algorithm: a real -inf turns the
 # gradient of an all-forbidden logsumexp into NaN.
 FORBIDDEN = -1.0e4
+KINDS = ("crf", "softmax")
+MODES = ("loss", "decode")
 
 
 class _Constrain(nn.Module):
@@ -38,7 +47,20 @@ class _Constrain(nn.Module):
         return weights.masked_fill(~self.allowed, FORBIDDEN)
 
 
-class TagDecoder(nn.Module):
+def log_partition(
+    scores: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, transitions: torch.Tensor, end: torch.Tensor
+) -> torch.Tensor:
+    """log Σ over all paths of exp(path score), per sequence: the forward
+    algorithm, batch-first. scores (B, T, K); mask (B, T), a non-empty prefix
+    of True per row; start/end (K,); transitions (K, K) from→to."""
+    alpha = start + scores[:, 0]
+    for t in range(1, scores.shape[1]):
+        step = torch.logsumexp(alpha.unsqueeze(2) + transitions + scores[:, t].unsqueeze(1), dim=1)
+        alpha = torch.where(mask[:, t].unsqueeze(1), step, alpha)
+    return torch.logsumexp(alpha + end, dim=1)
+
+
+class TagDecoderModule(nn.Module):
     """Decoder over emissions (B, T, K). `kind` is "crf" or "softmax".
 
     Built lazily by `build(n_tags)`: the tag set is only known once the
@@ -48,10 +70,8 @@ class TagDecoder(nn.Module):
 
     def __init__(self, kind: str = "crf", focal_gamma: float = 0.0, label_smoothing: float = 0.0):
         super().__init__()
-        if kind not in ("crf", "softmax"):
-            raise ValueError(
-                f"[spacy_medner] Unknown decoder {kind!r} (option 'decoder'). Use 'crf' or 'softmax'."
-            )
+        if kind not in KINDS:
+            raise ValueError(f"[spacy_medner] Unknown decoder {kind!r} (option 'decoder'). Use 'crf' or 'softmax'.")
         for option, value in (("focal_gamma", focal_gamma), ("label_smoothing", label_smoothing)):
             if value and kind != "softmax":
                 raise ValueError(f"[spacy_medner] Option '{option}' needs decoder = \"softmax\": a CRF scores whole sequences.")
@@ -82,7 +102,7 @@ class TagDecoder(nn.Module):
             for name, allowed in constraints.items():
                 parametrize.register_parametrization(self.crf, name, _Constrain(allowed))
 
-    def set_constraints(self, start: numpy.ndarray, transitions: numpy.ndarray, end: numpy.ndarray) -> None:
+    def set_moves(self, start: numpy.ndarray, transitions: numpy.ndarray, end: numpy.ndarray) -> None:
         for buf, value in (
             (self.allowed_start, start),
             (self.allowed_transitions, transitions),
@@ -93,39 +113,47 @@ class TagDecoder(nn.Module):
     def set_tag_weights(self, weights: numpy.ndarray) -> None:
         self.tag_weights.copy_(torch.as_tensor(weights, dtype=torch.float))
 
-    def _scores(self, emissions: torch.Tensor) -> torch.Tensor:
+    def forward(self, emissions: torch.Tensor, mask: torch.Tensor, gold: Optional[torch.Tensor] = None, mode: str = "loss"):
+        """One entry point for the thinc shim. `mode`: "loss" → per-sequence
+        loss (B,) (needs `gold`); "decode" → best legal tag ids (B, T)."""
+        # Potentials in float32 whatever autocast chose for the encoder.
+        emissions = emissions.float()
+        if mode == "loss":
+            return self.sequence_loss(emissions, mask, gold)
+        if mode == "decode":
+            return self.decode(emissions, mask)
+        raise ValueError(f"[spacy_medner] Unknown decoder mode {mode!r}; use one of {MODES}.")
+
+    def scores(self, emissions: torch.Tensor) -> torch.Tensor:
         if self.kind == "softmax":
             return emissions.log_softmax(dim=-1)
         return emissions
 
-    def _constrained(self) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(start, transitions, end) with illegal moves at -inf, for decoding."""
+    def constrained_moves(self) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(start, transitions, end) with illegal moves at -inf, for decoding.
+        The softmax head's legal moves all score 0."""
         if self.kind == "crf":
             weights = (self.crf.start_transitions, self.crf.transitions, self.crf.end_transitions)
         else:
-            weights = (
-                self.allowed_start.new_zeros(self.allowed_start.shape, dtype=torch.float),
-                self.allowed_transitions.new_zeros(self.allowed_transitions.shape, dtype=torch.float),
-                self.allowed_end.new_zeros(self.allowed_end.shape, dtype=torch.float),
+            weights = tuple(
+                a.new_zeros(a.shape, dtype=torch.float)
+                for a in (self.allowed_start, self.allowed_transitions, self.allowed_end)
             )
         allowed = (self.allowed_start, self.allowed_transitions, self.allowed_end)
         return tuple(w.masked_fill(~a, float("-inf")) for w, a in zip(weights, allowed))
 
     def log_likelihood(self, emissions: torch.Tensor, mask: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
-        """Per-sequence log P(gold-consistent paths), shape (B,). Rows of `mask`
-        must be non-empty prefixes."""
-        scores = self._scores(emissions)
+        """Per-sequence log P(gold-consistent paths), shape (B,)."""
+        scores = self.scores(emissions)
         if self.kind == "softmax":
             # Independent tokens: log of the probability mass on allowed tags.
             token_ll = scores.masked_fill(~gold, float("-inf")).logsumexp(dim=-1)
             return token_ll.masked_fill(~mask, 0.0).sum(dim=1)
-        # pytorch-crf's forward algorithm, over the full lattice and over the
-        # gold-consistent lattice (forbidden tags pushed to FORBIDDEN), run as
-        # one stacked batch: half the per-time-step autograd nodes.
-        gold_scores = scores.masked_fill(~gold, FORBIDDEN)
-        both = torch.cat([scores, gold_scores], dim=0).transpose(0, 1)
-        both_mask = torch.cat([mask, mask], dim=0).transpose(0, 1)
-        log_z, log_gold = self.crf._compute_normalizer(both, both_mask).chunk(2)
+        # The full lattice and the gold-consistent one (forbidden tags pushed
+        # to FORBIDDEN), stacked: half the per-time-step autograd nodes.
+        both = torch.cat([scores, scores.masked_fill(~gold, FORBIDDEN)], dim=0)
+        moves = (self.crf.start_transitions, self.crf.transitions, self.crf.end_transitions)
+        log_z, log_gold = log_partition(both, torch.cat([mask, mask], dim=0), *moves).chunk(2)
         return log_gold - log_z
 
     def sequence_loss(self, emissions: torch.Tensor, mask: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
@@ -140,7 +168,7 @@ class TagDecoder(nn.Module):
         """
         if self.kind == "crf":
             return -self.log_likelihood(emissions, mask, gold)
-        log_probs = self._scores(emissions)
+        log_probs = self.scores(emissions)
         log_p = log_probs.masked_fill(~gold, float("-inf")).logsumexp(dim=-1)
         annotated = gold.sum(dim=-1) == 1
         loss = -log_p
@@ -153,6 +181,6 @@ class TagDecoder(nn.Module):
         return (alpha * loss).masked_fill(~mask, 0.0).sum(dim=1)
 
     def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        start, transitions, end = self._constrained()
-        tags, _ = viterbi_decode(self._scores(emissions), mask, start, transitions, end)
+        start, transitions, end = self.constrained_moves()
+        tags, _ = viterbi_decode(self.scores(emissions), mask, start, transitions, end)
         return tags

@@ -137,7 +137,7 @@ def SequenceEncoder(
             layer.set_dim("nO", tok2vec.get_dim("nO"))
     model = chain(tok2vec, layer)
     model.set_ref("tok2vec", tok2vec)
-    model.set_ref("encoder", layer)
+    model.set_ref("sequence_encoder", layer)
     return model
 
 

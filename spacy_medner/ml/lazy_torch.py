@@ -50,6 +50,11 @@ def deserialize_lazy_module(module: torch.nn.Module, data: bytes, device: "torch
 
 
 class LazyTorchShim(PyTorchShim):
+    @property
+    def module(self) -> torch.nn.Module:
+        """The wrapped torch module, for the layer that owns this shim."""
+        return self._model
+
     @contextlib.contextmanager
     def use_params(self, params: Dict) -> Iterator[None]:
         """Swap in the optimizer's averages for the block (spaCy evaluates and
@@ -97,7 +102,8 @@ def lazy_torch_shim(module: torch.nn.Module) -> PyTorchShim:
 
 
 def torch_module(model: Model) -> torch.nn.Module:
-    return model.shims[0]._model
+    """The torch module of a layer made by `LazyTorchLayer` (or `TagDecoder`)."""
+    return model.shims[0].module
 
 
 def build_torch_module(model: Model, **sizes: int) -> None:

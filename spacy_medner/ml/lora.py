@@ -26,8 +26,7 @@ def with_lora(model: Model, r: int, alpha: int, dropout: float, target_modules: 
 
     def init(model: Model, X=None, Y=None) -> None:
         base_init(model, X=X, Y=Y)
-        hf_model = model.layers[0].shims[0]._model  # the HFWrapper holds the shim
-        trainable, total = add_lora(hf_model, r, alpha, dropout, target_modules)
+        trainable, total = add_lora(model.transformer, r, alpha, dropout, target_modules)
         model.attrs["lora_trainable_parameters"] = trainable
         msg.info(f"LoRA r={r} on {target_modules}: {trainable:,} of {total:,} transformer parameters are trainable")
 

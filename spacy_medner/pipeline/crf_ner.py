@@ -11,7 +11,7 @@ from itertools import islice
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 import numpy
-from spacy.attrs import ENT_IOB, ENT_TYPE, IS_SPACE, ORTH
+from spacy.attrs import IS_SPACE
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span
@@ -20,11 +20,12 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, set_dropout_rate
 
 from .. import architectures  # noqa: F401  (registers the architectures used below)
-from .. import tags as tag_schemes
 from ..ml import adversarial
+from ..ml.decoder import TagDecoder
 from ..ml.lazy_torch import shims_missing_averages
-from ..ml.tagger import decode, decoder_loss, set_tag_scheme
+from ..tags import TagScheme
 
+# The network of configs/cpu_default.cfg (tests/test_configs.py keeps the two equal).
 DEFAULT_MODEL_CONFIG = """
 [model]
 @architectures = "spacy_medner.EntityTagger.v1"
@@ -36,12 +37,12 @@ nO = null
 rnn = "gru"
 rnn_width = 256
 rnn_depth = 1
-attention = null
+attention = "mha"
 attention_heads = 4
 attention_window = 128
 residual = true
-layer_norm = false
-dropout = 0.2
+layer_norm = true
+dropout = 0.25
 
 [model.encoder.tok2vec]
 @architectures = "spacy_medner.CharEmbed.v1"
@@ -98,7 +99,9 @@ class CRFEntityRecognizer(TrainablePipe):
             raise ValueError(f"[spacy_medner] Option 'fgm_embeddings' must be one of {adversarial.TARGETS}, got {fgm_embeddings!r}.")
         self.fgm_epsilon = fgm_epsilon
         self.fgm_embeddings = fgm_embeddings
-        self.cfg: Dict = {"labels": [], "scheme": tag_schemes.check_scheme(scheme)}
+        TagScheme.from_name(scheme, [])  # fails early on an unknown scheme
+        # All that rebuilds the tag scheme: the scheme's name and the labels.
+        self.cfg: Dict = {"labels": [], "scheme": scheme}
 
     # Labels and tags -------------------------------------------------------
 
@@ -111,15 +114,26 @@ class CRFEntityRecognizer(TrainablePipe):
         return self.labels
 
     @property
+    def tag_scheme(self) -> TagScheme:
+        scheme = getattr(self, "_tag_scheme", None)
+        if scheme is None or scheme.name != self.cfg["scheme"] or scheme.labels != self.labels:
+            scheme = self._tag_scheme = TagScheme.from_name(self.cfg["scheme"], self.labels)
+        return scheme
+
+    @property
     def tag_names(self) -> List[str]:
-        return tag_schemes.tag_names(self.labels, self.cfg["scheme"])
+        return self.tag_scheme.names
+
+    @property
+    def decoder(self) -> TagDecoder:
+        return self.model.get_ref("decoder")
 
     def add_label(self, label: str) -> int:
         if not isinstance(label, str):
             raise ValueError(f"[spacy_medner] Labels must be strings, got {label!r}.")
         if label in self.cfg["labels"]:
             return 0
-        if self.model.get_ref("decoder").has_dim("nO"):  # None (declared, unset) before initialize
+        if self.decoder.has_dim("nO"):  # None (declared, unset) before initialize
             raise ValueError(
                 f"[spacy_medner] Cannot add label {label!r} to '{self.name}' after it was initialized: "
                 "the tag set fixes the model's output size. Give all labels before nlp.initialize()."
@@ -141,7 +155,7 @@ class CRFEntityRecognizer(TrainablePipe):
                 "none were given. Check that the training docs have doc.ents set."
             )
         self.cfg["labels"] = sorted(found)
-        set_tag_scheme(self.model.get_ref("decoder"), self.tag_names, self.cfg["scheme"])
+        self.decoder.set_scheme(self.tag_scheme)
         sample = [eg.predicted for eg in islice(get_examples(), 10)]
         self.model.initialize(X=sample)
         if self.fgm_epsilon > 0:
@@ -154,16 +168,15 @@ class CRFEntityRecognizer(TrainablePipe):
     def predict(self, docs: Iterable[Doc]) -> List[numpy.ndarray]:
         docs = list(docs)
         emissions = self.model.predict(docs)
-        return [self.model.ops.to_numpy(ids) for ids in decode(self.model.get_ref("decoder"), emissions)]
+        return [self.model.ops.to_numpy(ids) for ids in self.decoder.decode(emissions)]
 
     def set_annotations(self, docs: Iterable[Doc], tag_ids: List[numpy.ndarray]) -> None:
-        decoder = _TagTable(self.tag_names, self.cfg["scheme"])
+        scheme = self.tag_scheme
         for doc, ids in zip(docs, tag_ids):
-            spans = decoder.spans(ids)
+            spans = scheme.decode(ids)
             if len(spans):
                 spans = _strip_whitespace(spans, doc.to_array(IS_SPACE).astype(bool))
-            labels = self.labels
-            doc.set_ents([Span(doc, s, e, label=labels[l]) for s, e, l in spans], default="outside")
+            doc.set_ents([Span(doc, s, e, label=scheme.labels[l]) for s, e, l in spans], default="outside")
 
     # Training ---------------------------------------------------------------
 
@@ -179,6 +192,11 @@ class CRFEntityRecognizer(TrainablePipe):
         docs = [eg.predicted for eg in examples]
         emissions, backprop = self.model.begin_update(docs)
         loss, d_emissions = self.get_loss(examples, emissions)
+        if not numpy.isfinite(loss):
+            raise ValueError(
+                f"[spacy_medner] The loss of component '{self.name}' is {loss}: training diverged. "
+                "Lower the learning rate or set training.optimizer.grad_clip, and check the training data."
+            )
         backprop(d_emissions)
         if self.fgm_epsilon > 0:
             # Second pass on embeddings moved along their gradient; its
@@ -195,73 +213,8 @@ class CRFEntityRecognizer(TrainablePipe):
 
     def get_loss(self, examples: Iterable[Example], emissions) -> tuple:
         validate_examples(examples, "CRFEntityRecognizer.get_loss")
-        names = self.tag_names
-        gold = [_gold_tag_mask(eg, names, self.cfg["scheme"]) for eg in examples]
-        return decoder_loss(self.model.get_ref("decoder"), emissions, gold)
-
-
-def _gold_tag_mask(eg: Example, names: Sequence[str], scheme: str) -> numpy.ndarray:
-    """(n_tokens, n_tags) bool: the tags each predicted token may take. A
-    missing or unaligned token may take any; so may a token whose label the
-    component does not know."""
-    allowed = numpy.ones((len(eg.predicted), len(names)), dtype=bool)
-    if len(eg.predicted) == len(eg.reference) and numpy.array_equal(
-        eg.predicted.to_array(ORTH), eg.reference.to_array(ORTH)
-    ):
-        ids = _tag_ids_from_reference(eg.reference, names, scheme)
-    else:
-        index = tag_schemes.tag_index(names)
-        ids = numpy.array([index.get(tag_schemes.from_biluo(t, scheme), -1) for t in eg.get_aligned_ner()], dtype=int)
-    known = ids >= 0
-    allowed[known] = False
-    allowed[numpy.flatnonzero(known), ids[known]] = True
-    return allowed
-
-
-def _tag_ids_from_reference(doc: Doc, names: Sequence[str], scheme: str) -> numpy.ndarray:
-    """Vectorised: the reference doc's IOB annotation as tag ids, -1 where missing."""
-    annotation = doc.to_array([ENT_IOB, ENT_TYPE])
-    iob, ent_type = annotation[:, 0].astype("int64"), annotation[:, 1]
-    begin, inside = iob == 3, iob == 1
-    continues = numpy.append(inside[1:], False)  # the next token carries on the entity
-    if scheme == "BIOES":
-        prefix = numpy.select([begin & continues, begin, inside & continues, inside], ["B", "S", "I", "E"], "O")
-    else:
-        prefix = numpy.select([begin, inside], ["B", "I"], "O")
-    index = tag_schemes.tag_index(names)
-    strings = doc.vocab.strings
-    label_of = {h: strings[int(h)] for h in numpy.unique(ent_type[iob > 0]) if h}
-    ids = numpy.full(len(doc), -1, dtype=int)
-    outside = iob == 2
-    ids[outside] = index["O"]
-    for h, label in label_of.items():
-        for p in (("B", "I", "E", "S") if scheme == "BIOES" else ("B", "I")):
-            tag = index.get(f"{p}-{label}", -1)
-            ids[(ent_type == h) & (prefix == p) & (iob != 2)] = tag
-    return ids
-
-
-class _TagTable:
-    """Vectorised span extraction from *legal* tag id sequences."""
-
-    def __init__(self, names: Sequence[str], scheme: str):
-        parsed = [tag_schemes.split_tag(n) for n in names]
-        labels = sorted({label for _, label in parsed if label is not None})
-        self.prefix = numpy.array([p for p, _ in parsed])
-        self.label = numpy.array([labels.index(l) if l is not None else -1 for _, l in parsed])
-        self.scheme = scheme
-
-    def spans(self, ids: numpy.ndarray) -> numpy.ndarray:
-        """(n, 3) int array of token start, end (exclusive) and label index."""
-        prefix = self.prefix[ids]
-        starts = numpy.flatnonzero((prefix == "B") | (prefix == "S"))
-        if self.scheme == "BIOES":
-            ends = numpy.flatnonzero((prefix == "E") | (prefix == "S")) + 1
-        else:
-            # An entity ends at the first non-I token after its B.
-            breaks = numpy.append(numpy.flatnonzero(prefix != "I"), len(ids))
-            ends = breaks[numpy.searchsorted(breaks, starts + 1)]
-        return numpy.stack([starts, ends, self.label[ids[starts]]], axis=1) if len(starts) else numpy.zeros((0, 3), dtype=int)
+        scheme = self.tag_scheme
+        return self.decoder.loss(emissions, [scheme.gold_mask(eg) for eg in examples])
 
 
 def _strip_whitespace(spans: numpy.ndarray, is_space: numpy.ndarray) -> List[tuple]:

@@ -6,18 +6,24 @@ import numpy
 import pytest
 import torch
 
-from spacy_medner import tags
-from spacy_medner.ml.crf import TagDecoder
+from spacy_medner.ml.crf import TagDecoderModule as TagDecoder, log_partition
 from spacy_medner.ml.viterbi import viterbi_decode
+from spacy_medner.tags import SCHEMES, TagScheme
+
+
+def is_valid(path, allowed):
+    start, transitions, end = allowed
+    return bool(start[path[0]] and end[path[-1]] and all(transitions[a, b] for a, b in zip(path[:-1], path[1:])))
 
 
 def make_decoder(kind, scheme, labels=("A", "B"), seed=0):
     torch.manual_seed(seed)
-    names = tags.tag_names(labels, scheme)
+    tag_scheme = TagScheme.from_name(scheme, labels)
+    names = tag_scheme.names
     decoder = TagDecoder(kind)
     decoder.build(len(names))
-    allowed = tags.allowed_transitions(names, scheme)
-    decoder.set_constraints(*allowed)
+    allowed = tag_scheme.allowed_moves()
+    decoder.set_moves(*allowed)
     if kind == "crf":
         with torch.no_grad():  # larger, asymmetric weights than the default init
             for p in decoder.crf.parameters():
@@ -26,14 +32,14 @@ def make_decoder(kind, scheme, labels=("A", "B"), seed=0):
 
 
 def path_score(decoder, emissions, path):
-    start, trans, end = decoder._constrained()
-    scores = decoder._scores(emissions.unsqueeze(0))[0]
+    start, trans, end = decoder.constrained_moves()
+    scores = decoder.scores(emissions.unsqueeze(0))[0]
     total = start[path[0]] + end[path[-1]] + sum(scores[t, k] for t, k in enumerate(path))
     return total + sum(trans[a, b] for a, b in zip(path[:-1], path[1:]))
 
 
 @pytest.mark.parametrize("kind", ["crf", "softmax"])
-@pytest.mark.parametrize("scheme", tags.SCHEMES)
+@pytest.mark.parametrize("scheme", SCHEMES)
 @pytest.mark.parametrize("seed", range(4))
 def test_viterbi_equals_brute_force(kind, scheme, seed):
     decoder, names, allowed = make_decoder(kind, scheme, labels=("A",), seed=seed)
@@ -47,11 +53,11 @@ def test_viterbi_equals_brute_force(kind, scheme, seed):
             if n == 0:
                 continue
             best = max(
-                (p for p in itertools.product(range(K), repeat=n) if tags.is_valid(p, allowed)),
+                (p for p in itertools.product(range(K), repeat=n) if is_valid(p, allowed)),
                 key=lambda p: float(path_score(decoder, emissions[row, :n], p)),
             )
             got = tuple(decoded[row, :n].tolist())
-            assert tags.is_valid(got, allowed)
+            assert is_valid(got, allowed)
             assert float(path_score(decoder, emissions[row, :n], got)) == pytest.approx(
                 float(path_score(decoder, emissions[row, :n], best)), abs=1e-4
             )
@@ -65,7 +71,7 @@ def test_viterbi_never_emits_invalid_sequences_under_adversarial_emissions():
     emissions[:, :, names.index("I-A")] = 50.0
     mask = torch.ones(8, 20, dtype=torch.bool)
     for row in decoder.decode(emissions, mask).tolist():
-        assert tags.is_valid(row, allowed)
+        assert is_valid(row, allowed)
 
 
 @pytest.mark.parametrize("kind", ["crf", "softmax"])
@@ -79,7 +85,7 @@ def test_partial_likelihood_equals_brute_force(kind):
     mask = torch.ones(1, T, dtype=torch.bool)
     with torch.no_grad():
         got = float(decoder.log_likelihood(emissions, mask, gold)[0])
-        paths = [p for p in itertools.product(range(K), repeat=T) if tags.is_valid(p, allowed)]
+        paths = [p for p in itertools.product(range(K), repeat=T) if is_valid(p, allowed)]
         if kind == "softmax":
             logp = emissions[0].log_softmax(-1)
             expected = float(logp[0, names.index("B-A")])  # the missing tokens marginalise to 1
@@ -127,11 +133,11 @@ def test_viterbi_handles_long_sequences():
 
 def softmax_decoder(seed=0, **options):
     torch.manual_seed(seed)
-    names = tags.tag_names(("A",), "BIO")
+    scheme = TagScheme.from_name("BIO", ("A",))
     decoder = TagDecoder("softmax", **options)
-    decoder.build(len(names))
-    decoder.set_constraints(*tags.allowed_transitions(names, "BIO"))
-    return decoder, names
+    decoder.build(len(scheme.names))
+    decoder.set_moves(*scheme.allowed_moves())
+    return decoder, scheme.names
 
 
 def one_token_case(names, gold_tag="B-A"):
@@ -172,3 +178,19 @@ def test_focal_loss_down_weights_easy_tokens():
 def test_softmax_only_options_are_refused_for_the_crf(option):
     with pytest.raises(ValueError, match=f"Option '{option}' needs decoder"):
         TagDecoder("crf", **{option: 0.5})
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_log_partition_equals_brute_force_over_ragged_batches(scheme):
+    decoder, names, allowed = make_decoder("crf", scheme, labels=("A",), seed=5)
+    K = len(names)
+    lengths = [4, 1, 3]
+    emissions = torch.randn(len(lengths), 4, K) * 2
+    mask = torch.arange(4).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
+    moves = (decoder.crf.start_transitions, decoder.crf.transitions, decoder.crf.end_transitions)
+    with torch.no_grad():
+        got = log_partition(emissions, mask, *moves)
+        for row, n in enumerate(lengths):
+            paths = [p for p in itertools.product(range(K), repeat=n) if is_valid(p, allowed)]
+            expected = torch.stack([path_score(decoder, emissions[row, :n], p) for p in paths]).logsumexp(0)
+            assert float(got[row]) == pytest.approx(float(expected), abs=1e-4)

@@ -178,7 +178,7 @@ def transformer_nlp(tiny_bert, window=32, stride=24, transformer=None, **encoder
 
 def test_overfitting_IO_transformer_listener(tiny_bert, tmp_path):
     nlp = train(transformer_nlp(tiny_bert, rnn="gru", attention="mha", attention_heads=4), 150)
-    assert nlp.get_pipe("crf_ner").model.get_ref("encoder").get_ref("encoder").get_dim("nI") == 32
+    assert nlp.get_pipe("crf_ner").model.get_ref("encoder").get_ref("sequence_encoder").get_dim("nI") == 32
     assert_overfits_and_round_trips(nlp, tmp_path)
 
 

@@ -44,7 +44,7 @@ def snapshot(model, target):
 
 def gradients(model):
     out = [numpy.asarray(model.get_ref("output").get_grad("W")).copy()]
-    crf = model.get_ref("decoder").shims[0]._model.crf
+    crf = model.get_ref("decoder").module.crf
     out.append(crf.parametrizations.transitions.original.grad.clone().numpy())
     return out
 

@@ -10,15 +10,12 @@ reported; with `"reject"` the first one stops the conversion:
   `I-Y`, at a sentence start) → starts a new entity, as conlleval reads it.
 A tag that cannot be read at all is always an error.
 """
-import re
-from typing import Iterable, Iterator, List, Optional, Tuple
+from typing import Iterable, Iterator, List, Tuple
 
 from ..records import ConversionError, Entity, Record, non_empty, read_text
 from ..report import ConversionReport
-from ... import tags as tag_schemes
+from ...tags import TagError, read_tags
 from .inputs import input_files
-
-TAG = re.compile(r"^(O|[BIESbies]-\S+|[Oo]-\S+)$")
 
 
 def read_conll(paths: Iterable, report: ConversionReport, bad_tags: str = "repair") -> Iterator[Record]:
@@ -58,38 +55,21 @@ def tagged_record(
     path, record_id: str, chars: List[str], tags: List[Tuple[str, str]], report: ConversionReport, bad_tags: str
 ) -> Record:
     """A record from one tag per character; `tags` are (tag, place for messages).
-    Malformed tags are repaired and reported, or rejected (see the module doc)."""
+    Malformed tags are repaired and reported, or rejected (see the module doc);
+    the reading itself is `spacy_medner.tags.read_tags`."""
     if bad_tags not in ("repair", "reject"):
         raise ValueError(f"[spacy_medner] bad_tags must be 'repair' or 'reject', got {bad_tags!r}")
-    fixed: List[str] = []
-    for i, (tag, place) in enumerate(tags):
-        if not TAG.match(tag):
-            raise ConversionError(path, place, f"unreadable tag {tag!r}; expected O, B-X, I-X, E-X or S-X")
-        repaired, reason = _repair(tag, fixed[-1] if fixed else None)
-        if reason:
-            if bad_tags == "reject":
-                raise ConversionError(path, place, f"malformed tag {tag!r}: {reason} (use bad_tags='repair' to normalise)")
-            report.change("tag_repaired", record_id, tag_schemes.split_tag(repaired)[1], chars[i], f"{tag!r} at {place}: {reason}", where=place)
-        fixed.append(repaired)
+    try:
+        spans, repairs = read_tags([tag for tag, _ in tags])
+    except TagError as err:
+        raise ConversionError(path, tags[err.position][1], str(err)) from None
+    for repair in repairs:
+        place = tags[repair.position][1]
+        if bad_tags == "reject":
+            raise ConversionError(path, place, f"malformed tag {repair.tag!r}: {repair.reason} (use bad_tags='repair' to normalise)")
+        label = repair.repaired.partition("-")[2] or None
+        report.change("tag_repaired", record_id, label, chars[repair.position], f"{repair.tag!r} at {place}: {repair.reason}", where=place)
     offsets = [0]
     for char in chars:
         offsets.append(offsets[-1] + len(char))
-    entities = [Entity(offsets[s], offsets[e], label) for s, e, label in tag_schemes.tags_to_spans(fixed, "BIOES")]
-    return Record(record_id, "".join(chars), entities)
-
-
-def _repair(tag: str, previous: Optional[str]) -> Tuple[str, Optional[str]]:
-    if tag == "O":
-        return tag, None
-    prefix, label = tag_schemes.split_tag(tag)
-    reason = None
-    if prefix.upper() == "O":
-        return "O", "'O-' prefix; read as O"
-    if prefix != prefix.upper():
-        prefix, reason = prefix.upper(), "lower-case prefix"
-    if prefix in ("I", "E"):
-        p_prev, l_prev = tag_schemes.split_tag(previous) if previous else ("O", None)
-        if p_prev not in ("B", "I") or l_prev != label:
-            dangling = f"{prefix}-{label} does not continue a {label} entity; starts a new one"
-            reason = f"{reason}; {dangling}" if reason else dangling
-    return f"{prefix}-{label}", reason
+    return Record(record_id, "".join(chars), [Entity(offsets[s], offsets[e], label) for s, e, label in spans])
