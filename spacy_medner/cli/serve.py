@@ -36,6 +36,7 @@ def serve_cli(
     batch_wait_ms: float = typer.Option(5.0, "--batch-wait-ms", help="How long a batch waits for more requests after its first."),
     batch_max_texts: int = typer.Option(64, "--batch-max-texts", help="Most texts gathered into one model call."),
     spans_key: str = typer.Option("crf_ner", "--spans-key", help="doc.spans key holding the entity scores."),
+    code: Optional[Path] = typer.Option(None, "--code", help="Python file with custom components the pipeline needs (as in `spacy train --code`)."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn's log level."),
 ) -> None:
     """Serve a pipeline over HTTP: POST /v1/entities, /healthz, /v1/labels,
@@ -56,6 +57,8 @@ def serve_cli(
     if not 0 <= port <= 65535:
         fail(f"--port must be between 0 and 65535, got {port}.")
     check_model(model)
+    if code is not None and not code.is_file():
+        fail(f"--code {code}: no such file.")
 
     from ..serve.model import worker_threads
     from ..serve.settings import ENV_VAR, ServeSettings
@@ -63,7 +66,7 @@ def serve_cli(
     settings = ServeSettings(
         model=model, max_text_chars=max_text_chars, max_batch_texts=max_batch_texts, max_body_bytes=max_body_bytes,
         batching=batching, batch_wait_ms=batch_wait_ms, batch_max_texts=batch_max_texts, threads=threads,
-        workers=workers, spans_key=spans_key,
+        workers=workers, spans_key=spans_key, code=str(code.resolve()) if code else None,
     )
     # Workers are fresh processes that import the app by name: they read the
     # settings from the environment, and OpenMP/MKL read their thread limit

@@ -187,7 +187,7 @@ class BodyLimit:
 
 def create_app(settings: ServeSettings) -> FastAPI:
     threads = worker_threads(settings.threads, settings.workers)
-    holder = ModelHolder(settings.model, threads, settings.spans_key)
+    holder = ModelHolder(settings.model, threads, settings.spans_key, settings.code)
     batcher = MicroBatcher(
         holder.predict, holder.executor, batching=settings.batching,
         max_wait_s=settings.batch_wait_ms / 1000, max_texts=settings.batch_max_texts,

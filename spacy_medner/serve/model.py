@@ -61,13 +61,16 @@ def entity_labels(nlp) -> List[str]:
 
 
 def label_colors(labels: List[str]) -> Dict[str, str]:
-    """displaCy colours of spacy_medner.display, and a fixed palette for the
-    labels it does not know, so every label gets its own colour."""
-    from ..display import COLORS
+    """One displaCy colour per label: spacy_medner.display's `label_colors`
+    where this version has it, else its palette plus a fixed list for the
+    labels the palette does not know."""
+    from .. import display
 
+    if hasattr(display, "label_colors"):
+        return dict(display.label_colors(labels))
     palette = ["#8ecae6", "#ff8fa3", "#b5e48c", "#ffd166", "#cdb4db", "#f4a261", "#84a59d", "#bde0fe", "#e9c46a", "#f28482"]
-    unknown = [label for label in labels if label not in COLORS]
-    colors = {label: COLORS[label] for label in labels if label in COLORS}
+    colors = {label: display.COLORS[label] for label in labels if label in display.COLORS}
+    unknown = [label for label in labels if label not in colors]
     colors.update({label: palette[i % len(palette)] for i, label in enumerate(unknown)})
     return colors
 
@@ -75,8 +78,9 @@ def label_colors(labels: List[str]) -> Dict[str, str]:
 class ModelHolder:
     """Owns the pipeline and the one thread that runs it."""
 
-    def __init__(self, model: str, threads: int, spans_key: str = "crf_ner") -> None:
+    def __init__(self, model: str, threads: int, spans_key: str = "crf_ner", code: Optional[str] = None) -> None:
         self.model = model
+        self.code = code
         self.threads = threads
         self.spans_key = spans_key
         self.nlp = None
@@ -103,6 +107,9 @@ class ModelHolder:
             import spacy
 
             import spacy_medner  # noqa: F401  registers crf_ner when the pipeline is a plain directory
+
+            if self.code:
+                spacy.util.import_file("spacy_medner_serve_code", self.code)
 
             nlp = spacy.load(self.model)
             self.metadata = self._metadata(nlp)

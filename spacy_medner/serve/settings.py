@@ -31,6 +31,8 @@ class ServeSettings:
     threads: Optional[int] = None
     workers: int = 1
     spans_key: str = "crf_ner"
+    # A Python file with custom components, imported before loading (spaCy's --code).
+    code: Optional[str] = None
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))

@@ -39,6 +39,23 @@ def served_model(tmp_path_factory) -> Path:
     return path
 
 
+SCORES_CODE = Path(__file__).resolve().parent / "scores_component.py"
+
+
+@pytest.fixture(scope="session")
+def scored_model(served_model, tmp_path_factory) -> Path:
+    """served_model plus a component that gives each entity a fixed probability."""
+    import spacy
+
+    from . import scores_component  # noqa: F401  registers test_entity_scores
+
+    nlp = spacy.load(served_model)
+    nlp.add_pipe("test_entity_scores")
+    path = tmp_path_factory.mktemp("scored") / "model"
+    nlp.to_disk(path)
+    return path
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -97,9 +114,9 @@ def start_server(served_model, tmp_path_factory) -> Iterator:
     """start_server(*options, env=None) → a Server, already listening."""
     servers = []
 
-    def start(*options: str, env: Optional[dict] = None, ready: bool = True) -> Server:
+    def start(*options: str, env: Optional[dict] = None, ready: bool = True, model: Optional[Path] = None) -> Server:
         log = tmp_path_factory.mktemp("server") / "server.log"
-        server = Server(served_model, list(options), log, env)
+        server = Server(model or served_model, list(options), log, env)
         servers.append(server)
         server.wait_ready() if ready else server.wait_listening()
         return server
@@ -116,3 +133,9 @@ LIMITS = ["--max-text-chars", "200", "--max-batch-texts", "8", "--max-body-bytes
 @pytest.fixture(scope="session")
 def server(start_server) -> Server:
     return start_server(*LIMITS)
+
+
+@pytest.fixture(scope="session")
+def scored_server(start_server, scored_model) -> Server:
+    """Entities with probabilities, served by two worker processes."""
+    return start_server(*LIMITS, "--code", str(SCORES_CODE), "--workers", "2", model=scored_model)

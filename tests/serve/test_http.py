@@ -29,19 +29,6 @@ def post(server, body, **kwargs) -> httpx.Response:
     return httpx.post(server.url + "/v1/entities", json=body, timeout=60, **kwargs)
 
 
-def test_healthz_is_503_until_the_model_is_loaded(start_server, reference):
-    server = start_server(env={"SPACY_MEDNER_SERVE_LOAD_DELAY": "3"}, ready=False)
-    health = httpx.get(server.url + "/healthz")
-    assert health.status_code == 503
-    assert health.json()["field"] == "model" and "loading" in health.json()["error"]
-    early = post(server, {"text": TEXTS[0]})
-    assert early.status_code == 503 and early.headers["retry-after"] == "1"
-    assert httpx.get(server.url + "/v1/labels").status_code == 503
-    server.wait_ready()
-    assert httpx.get(server.url + "/healthz").json()["status"] == "ok"
-    assert post(server, {"text": TEXTS[0]}).json() == {"entities": reference(TEXTS[0])}
-
-
 def test_one_text_gets_the_pipelines_entities(server, reference):
     for text in MORE:
         response = post(server, {"text": text})
@@ -52,6 +39,21 @@ def test_one_text_gets_the_pipelines_entities(server, reference):
     # The trained model finds the training entities, so the comparison above compared something.
     first = post(server, {"text": TEXTS[0]}).json()["entities"]
     assert [(e["text"], e["label"]) for e in first] == [("直肠癌", "疾病和诊断"), ("直肠癌根治术", "手术")]
+
+
+def test_scores_are_passed_on_when_the_pipeline_sets_them(scored_server, scored_model):
+    """scored_server also runs two worker processes: each answers the same."""
+    from . import scores_component
+
+    nlp = spacy.load(scored_model)
+    for text in MORE:
+        entities = post(scored_server, {"text": text}).json()["entities"]
+        assert entities == doc_entities(nlp(text))
+        assert [e["score"] for e in entities] == [scores_component.SCORES[i % 5] for i in range(len(entities))]
+    assert post(scored_server, {"text": TEXTS[0]}).json()["entities"][0]["score"] == 0.97
+    pairs = concurrent_requests(scored_server, 8)
+    for body, response in pairs:
+        assert response.json() == expected(body, lambda text: doc_entities(nlp(text)))
 
 
 def test_a_batch_is_answered_in_order(server, reference):
@@ -99,8 +101,18 @@ def test_concurrent_requests_share_model_calls_and_each_gets_its_own_answer(serv
     assert after["batches"] - before["batches"] < len(pairs)
 
 
-def test_without_batching_each_request_is_its_own_model_call(start_server, reference):
-    server = start_server("--no-batching")
+def test_healthz_is_503_until_the_model_is_loaded_and_unbatched_requests_run_alone(start_server, reference):
+    """One server for two checks, since each server start loads torch and the model."""
+    server = start_server("--no-batching", env={"SPACY_MEDNER_SERVE_LOAD_DELAY": "3"}, ready=False)
+    health = httpx.get(server.url + "/healthz")
+    assert health.status_code == 503
+    assert health.json()["field"] == "model" and "loading" in health.json()["error"]
+    early = post(server, {"text": TEXTS[0]})
+    assert early.status_code == 503 and early.headers["retry-after"] == "1"
+    assert httpx.get(server.url + "/v1/labels").status_code == 503
+    server.wait_ready()
+    assert httpx.get(server.url + "/healthz").json()["status"] == "ok"
+
     pairs = concurrent_requests(server, 12)
     for body, response in pairs:
         assert response.json() == expected(body, reference)
@@ -204,22 +216,15 @@ def test_the_review_page_and_its_files_are_served_by_the_app(server):
     assert "http://" not in page.text and "https://" not in page.text, "no external resource: the page must work offline"
 
 
-def test_two_workers_serve_the_same_entities(start_server, reference):
-    server = start_server("--workers", "2")
-    pairs = concurrent_requests(server, 8)
-    for body, response in pairs:
-        assert response.json() == expected(body, reference)
-
-
 @pytest.mark.parametrize(
     "arguments,words",
     [
         (["/no/such/model"], ["/no/such/model", "no such directory"]),
         ([str(ROOT)], ["no config.cfg"]),
         (["{model}", "--workers", "0"], ["--workers", "at least 1"]),
-        (["{model}", "--max-text-chars", "0"], ["--max-text-chars"]),
+        (["{model}", "--code", "/no/such/file.py"], ["--code", "/no/such/file.py"]),
     ],
-    ids=["missing", "not a pipeline", "no workers", "zero limit"],
+    ids=["missing", "not a pipeline", "no workers", "no code file"],
 )
 def test_bad_options_fail_with_one_line_and_exit_1(served_model, arguments, words):
     arguments = [a.format(model=served_model) for a in arguments]

@@ -103,6 +103,10 @@ async function annotate() {
     render();
     $("status").textContent = `Done: ${body.entities.length} entities.`;
   } catch (err) {
+    // The entities on show belong to the last record sent: hide them, so they
+    // are never read as this record's.
+    state.entities = [];
+    $("output").hidden = true;
     $("status").className = "error";
     $("status").textContent = `Error: ${err.message}`;
   } finally {
