@@ -482,7 +482,10 @@ def summarize(result: Dict[str, Any], outputs: List[Path]) -> None:
     train = result.get("train", {})
     rel = result.get("reload", {})
     if "cuda" in result:
-        print(f"  device: {result['cuda'].get('device_name')} (CUDA {result['cuda'].get('torch_cuda_version')})")
+        cuda = result["cuda"]
+        print(f"  device: {cuda.get('device_name')} (CUDA {cuda.get('torch_cuda_version')}); thinc has_cupy_gpu={cuda.get('thinc_has_cupy_gpu')}")
+        if "workaround" in cuda:
+            print(f"  ! {cuda['workaround']}; as shipped: {cuda.get('thinc_kernels_error', '')[:500]}")
     for key in ("updates", "wall_s", "steps_per_s_wall", "steps_per_s_median_step", "peak_gpu_mem_allocated_mib", "peak_gpu_mem_reserved_mib", "best_ents_f", "ops"):
         if key in train:
             print(f"  train.{key}: {train[key]}")

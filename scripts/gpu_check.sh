@@ -111,4 +111,4 @@ if ((INSTALL_ONLY)); then
   exit 0
 fi
 if [[ $MODE == cpu ]]; then PASS+=(--cpu); fi
-exec "$PY" scripts/gpu_check.py run "${PASS[@]}"
+exec "$PY" scripts/gpu_check.py run ${PASS[@]+"${PASS[@]}"}  # (the +-form: an empty array under set -u on older bash)
