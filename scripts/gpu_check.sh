@@ -7,7 +7,7 @@
 # spacy.require_gpu(0) (the BERT folder removed, the hub off), check placement
 # again and predict; print steps/s and peak GPU memory. The work itself is
 # scripts/gpu_check.py; results go to $OUT/gpu_check.json when OUT is set.
-# About 2-3 minutes on an H200, installs included.
+# Expected to take 2-3 minutes on an H200, installs included (an estimate: not yet run on one).
 #
 #   bash scripts/gpu_check.sh                  GPU run (exits at once, with a message, without CUDA)
 #   OMP_NUM_THREADS=1 bash scripts/gpu_check.sh --cpu   dry run on CPU, 5 steps, current env
