@@ -4,6 +4,7 @@ Importing the package registers the `crf_ner` factory and the
 `spacy_medner.*` architectures. Installed, it also registers them through
 entry points, so a trained pipeline loads without importing it.
 """
+from . import threads  # noqa: F401  (first: the fork hook that keeps n_process workers from hanging)
 from . import architectures  # noqa: F401
 from .pipeline import CRFEntityRecognizer
 

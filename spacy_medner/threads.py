@@ -1,0 +1,101 @@
+"""How many intra-op threads torch may use in a worker, and the fork hook
+that makes `nlp.pipe(texts, n_process=N)` work with `crf_ner` pipelines.
+
+Why forked workers hung: torch's CPU build runs its intra-op parallelism on
+GNU OpenMP (libgomp). Once a process has run one parallel region, libgomp
+keeps a team of worker threads; `fork()` copies the team's bookkeeping but
+not its threads, so a forked child's first parallel region with more than
+one thread waits on a barrier for threads that do not exist, for ever.
+spaCy's `n_process` forks (the default start method on Linux), so any
+pipeline that had predicted once in the parent (a warm-up, a first
+`nlp(text)`) hung its workers. One thread never enters the team, so a
+forked child that sets `torch.set_num_threads(1)` before predicting is safe.
+
+`install_fork_hook()` (run once when spacy_medner is imported) registers
+`os.register_at_fork(after_in_child=...)`: every forked child that has torch
+loaded sets its thread count to `fork_threads()`, 1 unless
+`SPACY_MEDNER_FORK_THREADS` says otherwise. One thread is also a worker's
+fair share when the workers are as many as the cores, and it is what keeps a
+worker fast on a busy machine: OpenMP threads spin at their barriers, so two
+processes with one thread per core each crawl when they share the cores.
+Raise it only for workers started with the "spawn" or "forkserver" method,
+or from a parent that never ran torch with more than one thread.
+
+`worker_threads(n_workers)` is the share for one of n workers (the cores
+divided among them, at least 1), overridable by `SPACY_MEDNER_THREADS`.
+"""
+import os
+import sys
+from typing import Optional
+
+THREADS_ENV = "SPACY_MEDNER_THREADS"
+FORK_THREADS_ENV = "SPACY_MEDNER_FORK_THREADS"
+
+_hook_installed = False
+
+
+def available_cores() -> int:
+    """Cores this process may run on (the affinity mask, not the machine's count:
+    a container or `taskset` may allow fewer)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def _env_int(name: str) -> Optional[int]:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r}: expected a whole number of threads") from None
+    if number < 1:
+        raise ValueError(f"{name}={value!r}: expected at least 1 thread")
+    return number
+
+
+def worker_threads(n_workers: int = 1, cores: Optional[int] = None) -> int:
+    """The intra-op threads of one of `n_workers` workers sharing this machine:
+    `SPACY_MEDNER_THREADS` when set, else the cores divided among the workers."""
+    override = _env_int(THREADS_ENV)
+    if override is not None:
+        return override
+    cores = available_cores() if cores is None else cores
+    return max(1, cores // max(1, n_workers))
+
+
+def fork_threads() -> int:
+    """The intra-op threads of a forked child: `SPACY_MEDNER_FORK_THREADS`, else 1."""
+    try:
+        override = _env_int(FORK_THREADS_ENV)
+    except ValueError as err:  # a hook must not raise in a child: say why and use the safe value
+        print(f"spacy_medner: {err}; using 1", file=sys.stderr)
+        return 1
+    return 1 if override is None else override
+
+
+def limit_threads(n: int) -> None:
+    """Set torch's intra-op threads to `n` (a no-op when torch is not loaded:
+    importing it just to set a number would cost a second of start-up)."""
+    torch = sys.modules.get("torch")
+    # Always set, never compare first: in a forked child get_num_threads() can
+    # report a value that libgomp does not act on.
+    if torch is not None:
+        torch.set_num_threads(n)
+
+
+def _after_fork_in_child() -> None:
+    limit_threads(fork_threads())
+
+
+def install_fork_hook() -> None:
+    """Register the after-fork hook once per process (idempotent)."""
+    global _hook_installed
+    if not _hook_installed and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        _hook_installed = True
+
+
+install_fork_hook()

@@ -1,0 +1,69 @@
+"""`nlp.pipe(texts, n_process=2)` with a crf_ner pipeline: it used to hang for
+ever once the parent had predicted with more than one torch thread (forked
+workers inherit libgomp's thread team without its threads); the fork hook of
+spacy_medner.threads sets one thread in each forked child."""
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from spacy_medner.threads import FORK_THREADS_ENV, THREADS_ENV, fork_threads, worker_threads
+
+from .io.trained import sample_texts, trained_pipeline
+
+SCRIPT = r"""
+import json, sys
+import spacy, torch
+torch.set_num_threads(2)  # what a 2-core machine gives by default: the parent forms an OpenMP team
+nlp = spacy.load(sys.argv[1])
+texts = json.loads(sys.argv[2])
+one = [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in nlp.pipe(texts, batch_size=8)]
+two = [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in nlp.pipe(texts, batch_size=8, n_process=2)]
+print(json.dumps({"one": one, "two": two}))
+"""
+
+
+def run_script(*args, timeout=180):
+    """Run SCRIPT in its own process group, killed whole (hung workers included) on timeout."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", FORK_THREADS_ENV)}
+    process = subprocess.Popen([sys.executable, "-c", SCRIPT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=env, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def test_n_process_2_returns_the_entities_of_one_process():
+    texts = sample_texts(120)
+    try:
+        result = run_script(str(trained_pipeline()), json.dumps(texts, ensure_ascii=False))
+    except subprocess.TimeoutExpired:
+        pytest.fail("nlp.pipe(n_process=2) did not return within 180 s: the forked workers hang")
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(out["two"]) == len(texts)
+    assert out["two"] == out["one"]
+    assert sum(map(len, out["one"])) > 0  # the pipeline predicts something to compare
+
+
+def test_worker_threads_share_the_cores(monkeypatch):
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    monkeypatch.delenv(FORK_THREADS_ENV, raising=False)
+    assert worker_threads(1, cores=8) == 8
+    assert worker_threads(3, cores=8) == 2
+    assert worker_threads(16, cores=8) == 1
+    assert fork_threads() == 1
+    monkeypatch.setenv(THREADS_ENV, "3")
+    assert worker_threads(2, cores=8) == 3
+    monkeypatch.setenv(THREADS_ENV, "zero")
+    with pytest.raises(ValueError, match=THREADS_ENV):
+        worker_threads(2)
+    monkeypatch.setenv(FORK_THREADS_ENV, "0")
+    assert fork_threads() == 1  # the hook never raises in a child
