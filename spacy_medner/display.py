@@ -106,12 +106,17 @@ def register_displacy_colors(colors: Dict[str, str]) -> None:
     """
     from spacy.util import registry
 
-    merged: Dict[str, str] = {}
-    if REGISTRY_NAME in registry.displacy_colors.get_all():
-        existing = registry.displacy_colors.get(REGISTRY_NAME)
-        merged.update(existing() if callable(existing) else existing)
-    merged.update(colors)
-    registry.displacy_colors.register(REGISTRY_NAME, func=merged)
+    registry.displacy_colors.register(REGISTRY_NAME, func={**registered_colors(), **colors})
+
+
+def registered_colors() -> Dict[str, str]:
+    """The colours register_displacy_colors has registered in this process (label → colour)."""
+    from spacy.util import registry
+
+    if REGISTRY_NAME not in registry.displacy_colors.get_all():
+        return {}
+    existing = registry.displacy_colors.get(REGISTRY_NAME)
+    return dict(existing() if callable(existing) else existing)
 
 
 def contrast_ratio(color: str, other: str) -> float:

@@ -12,7 +12,7 @@ from spacy.vocab import Vocab
 
 from spacy_medner.display import (
     COLORS, MIN_CONTRAST, MIN_DELTA_E, REGISTRY_NAME, WIDE_DELTA_E, contrast_ratio, delta_e, label_colors,
-    register_displacy_colors,
+    register_displacy_colors, registered_colors,
 )
 
 # Labels of corpora the palette does not know (Chinese and Latin, as users name them).
@@ -21,9 +21,11 @@ OWN_LABELS = [f"自定义{i}" for i in range(20)] + [f"LABEL_{i}" for i in range
 
 @pytest.fixture
 def clean_registry():
-    """Leave spaCy's displacy_colors registry as the test found it."""
+    """Start without spacy_medner's colours in spaCy's displacy_colors registry
+    (a pipeline loaded by an earlier test may have registered some) and leave
+    the registry as the test found it."""
     key = ("spacy", "displacy_colors", REGISTRY_NAME)
-    before = catalogue.REGISTRY.get(key)
+    before = catalogue.REGISTRY.pop(key, None)
     yield
     catalogue.REGISTRY.pop(key, None)
     if before is not None:
@@ -120,3 +122,10 @@ def test_displacy_uses_registered_colours_without_options(clean_registry):
     assert all(f"background: {color}" in again for color in colors.values())
     # Options still win over the registry, as spaCy documents.
     assert "background: #123456" in displacy.render(doc, style="ent", options={"colors": {"LABEL_7": "#123456"}})
+
+
+def test_registered_colours_are_read_back(clean_registry):
+    assert registered_colors() == {}
+    register_displacy_colors({"甲": "#aabbcc"})
+    register_displacy_colors({"乙": "#ccbbaa", "甲": "#abcabc"})
+    assert registered_colors() == {"甲": "#abcabc", "乙": "#ccbbaa"}
