@@ -185,6 +185,28 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
+class CountArrivals:
+    """Tell the batcher about each entities request from the moment it comes
+    in, before its body is read, so a batch can wait for it (batcher.py)."""
+
+    def __init__(self, app, batcher: MicroBatcher) -> None:
+        self.app = app
+        self.batcher = batcher
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/v1/entities":
+            await self.app(scope, receive, send)
+            return
+        token = self.batcher.request_arrived()
+        try:
+            await self.app({**scope, ARRIVAL: token}, receive, send)
+        finally:
+            self.batcher.request_left(token)
+
+
+ARRIVAL = "spacy_medner.arrival"
+
+
 def create_app(settings: ServeSettings) -> FastAPI:
     threads = worker_threads(settings.threads, settings.workers)
     holder = ModelHolder(settings.model, threads, settings.spans_key, settings.code)
@@ -211,6 +233,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     )
     app.state.holder, app.state.batcher, app.state.settings = holder, batcher, settings
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(CountArrivals, batcher=batcher)  # added last: runs first
     EntitiesRequest = request_model(settings)
 
     @app.exception_handler(RequestValidationError)
@@ -277,13 +300,14 @@ def create_app(settings: ServeSettings) -> FastAPI:
         f"Offsets are character offsets into the text sent. {limits}",
         response_model=Union[EntitiesResult, BatchResult], responses=errors_doc,
     )
-    async def entities(request: EntitiesRequest):
+    async def entities(request: EntitiesRequest, raw: Request):
         if not holder.ready:
             return not_ready()
+        token = raw.scope.get(ARRIVAL)
         if request.text is not None:
-            (found,) = await batcher.submit([request.text])
+            (found,) = await batcher.submit([request.text], token)
             return JSONResponse({"entities": found})
-        found = await batcher.submit(request.texts)
+        found = await batcher.submit(request.texts, token)
         return JSONResponse({"results": [{"entities": e} for e in found]})
 
     return app

@@ -1,13 +1,19 @@
 """Micro-batching: concurrent requests share one `nlp.pipe` call.
 
 Each request puts its texts on a queue and awaits a future. One consumer task
-takes the first waiting request, gathers more for up to `max_wait_s` or until
-it holds `max_texts` texts, and runs the model on all of them on the model's
-thread, off the event loop. While that call runs, new requests queue up and
-form the next batch, so under load batches grow by themselves; the short wait
-only helps requests that arrive a few milliseconds apart. The wait is what
-batching costs a lone request (its latency grows by up to `max_wait_s`), which
-is why it is short and an option (0 keeps only the natural batching).
+takes the first waiting request, gathers the others, and runs the model on all
+of them on the model's thread, off the event loop. While that call runs, new
+requests queue up and form the next batch, so under load batches grow by
+themselves.
+
+How long to wait for more is the one trade-off: waiting lets requests that
+arrive a few milliseconds apart share a call, but every millisecond waited is
+latency that nobody may need. The batcher therefore waits only for requests
+the server has already received and is still reading or validating
+(`arriving`, counted by the app from the moment a request comes in until its
+texts are queued), and for at most `max_wait_s`. A lone request never waits,
+and a closed loop of N clients closes its batch as soon as the N-th request is
+in, instead of sitting out a fixed timer.
 
 With `batching=False` the consumer runs each request by itself, in arrival
 order: the baseline the load benchmark compares against.
@@ -35,6 +41,8 @@ class MicroBatcher:
         self.max_texts = max(1, max_texts)
         self.batches = 0  # model calls so far, for the metadata endpoint
         self.texts = 0
+        # Requests received whose texts are not on the queue yet (see the module docstring).
+        self.arriving = 0
         self._queue: Optional[asyncio.Queue] = None
         self._task: Optional[asyncio.Task] = None
 
@@ -50,8 +58,20 @@ class MicroBatcher:
             except asyncio.CancelledError:
                 pass
 
-    async def submit(self, texts: List[str]) -> List[list]:
+    def request_arrived(self) -> dict:
+        """Count a request in; returns the token `submit` and `request_left` take."""
+        self.arriving += 1
+        return {"arriving": True}
+
+    def request_left(self, token: dict) -> None:
+        """The request is answered (or refused before it submitted anything)."""
+        if token.pop("arriving", False):
+            self.arriving -= 1
+
+    async def submit(self, texts: List[str], token: Optional[dict] = None) -> List[list]:
         """The entities of each of `texts`, in order."""
+        if token is not None:
+            self.request_left(token)
         if not texts:
             return []
         future = asyncio.get_running_loop().create_future()
@@ -75,7 +95,7 @@ class MicroBatcher:
                 item = self._queue.get_nowait()
             except asyncio.QueueEmpty:
                 remaining = deadline - loop.time()
-                if remaining <= 0:
+                if remaining <= 0 or self.arriving <= 0:
                     break
                 try:
                     item = await asyncio.wait_for(self._queue.get(), remaining)
