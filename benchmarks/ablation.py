@@ -1,7 +1,7 @@
 """The papers' ablation rows, each a set of config overrides on one base
 config, trained and scored on one corpus; one table as markdown and JSON.
 
-    python benchmarks/ablation.py TRAIN.spacy DEV.spacy --output metrics/ablation
+    python -m benchmarks.ablation TRAIN.spacy DEV.spacy --output metrics/ablation
         [--config configs/cpu_default.cfg] [--steps 300] [--init-tok2vec pretrain/model-last.bin]
         [--rows crf,softmax,...] [--fgm-epsilon 0]
 
@@ -14,14 +14,15 @@ best dev scores seen during training (spaCy's model-best).
 """
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import srsly
 from spacy.cli.train import train
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.common import ROOT, command_line
+from benchmarks.markdown import table
+
 ENC = "components.crf_ner.model.encoder"
 NER = "components.crf_ner"
 
@@ -68,16 +69,14 @@ def run_row(name, overrides, args) -> dict:
 
 
 def markdown(results, args) -> str:
+    rows = [[r["group"], r["row"], *(f"{100 * r[key]:.2f}" for key in ("ents_p", "ents_r", "ents_f")), r["train_seconds"]] for r in results]
     lines = [
         f"# Ablation on {args.train.name} / {args.dev.name}",
         "",
-        f"Base config `{args.config}`, {args.steps} steps, best dev score. Command: `python {' '.join(sys.argv)}`",
+        f"Base config `{args.config}`, {args.steps} steps, best dev score. Command: `{args.command}`",
         "",
-        "| group | row | P | R | F1 | train s |",
-        "|---|---|---:|---:|---:|---:|",
+        *table(["group", "row", "P", "R", "F1", "train s"], rows, align="llrrrr"),
     ]
-    for r in results:
-        lines.append(f"| {r['group']} | {r['row']} | {100 * r['ents_p']:.2f} | {100 * r['ents_r']:.2f} | {100 * r['ents_f']:.2f} | {r['train_seconds']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -93,6 +92,7 @@ def main(argv=None) -> None:
     parser.add_argument("--rows", help="comma-separated subset of: " + ", ".join(ROWS))
     parser.add_argument("--fgm-epsilon", type=float, help="FGM strength for all rows outside the fgm group")
     args = parser.parse_args(argv)
+    args.command = command_line(__spec__.name, argv)
     names = args.rows.split(",") if args.rows else list(ROWS)
     unknown = [n for n in names if n not in ROWS]
     if unknown:

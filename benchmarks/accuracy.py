@@ -1,25 +1,18 @@
 """Train and score crf_ner and the baselines on one benchmark corpus.
 
-    python benchmarks/accuracy.py CORPUS [--systems crf_ner,spacy_ner,spacy_ner_cnn,crfsuite,spacy_ner_cnn_converged]
-        [--steps 900] [--eval-frequency 300] [--time-cap SECONDS] [--init-tok2vec pretrain/model-last.bin] [--seed 0]
+    python -m benchmarks.accuracy CORPUS [--systems crf_ner,spacy_ner,spacy_ner_cnn,crfsuite] [--steps 900]
+        [--eval-frequency 300] [--time-cap SECONDS] [--init-tok2vec pretrain/model-last.bin] [--seed 0]
         [--output benchmarks/results] [--models training/bench] [--data corpus/bench] [--checkpoint-every 100]
 
-CORPUS is one of ccks2019, tcm_manual, rocling, msra, cmeee (read from
-../shared) or demo (the embedded demo corpus, for smoke runs). Systems:
-- crf_ner: configs/cpu_default.cfg for --steps steps (warm-up a tenth of them,
-  linear decay to zero), the model with the best dev F1 is kept;
-- crf_ner_pretrained: the same, starting from the encoder weights that
-  `spacy pretrain` saved (--init-tok2vec; see the pretrain-ccks2019 command);
-- crf_ner_words: the same config with jieba word-segmentation features
-  (spacy_medner.CharEmbed.v2, word_width 16), opt-in because they slow prediction;
-- crf_ner_words_pretrained: both; --init-tok2vec must come from `spacy pretrain`
-  run with the same CharEmbed.v2 overrides, since the layer shapes differ;
-- crf_ner_averaged: crf_ner with use_averages = true, so that evaluations and
-  the kept model use the optimizer's moving averages of every weight;
-- crf_ner_words_averaged: word features and averaging, for corpora too large
-  to pretrain on here (MSRA);
-- crf_ner_words_pretrained_averaged: all three variants together;
-- spacy_ner: spaCy's transition-based `ner` on the same encoder, batcher,
+Run from the repository root. CORPUS is one of ccks2019, tcm_manual, rocling,
+msra, cmeee (read from ../shared) or demo (the embedded demo corpus, for smoke
+runs). The systems, what each trains and how its budget is set, are declared
+in benchmarks/systems.py:
+- the crf_ner rows train their config for --steps steps (warm-up a tenth of
+  them, linear decay to zero) and keep the model with the best dev F1; the
+  _pretrained ones start from the encoder weights that `spacy pretrain` saved
+  (--init-tok2vec; with word features, pretrained with the same encoder);
+- spacy_ner: spaCy's transition-based `ner` on crf_ner's encoder, batcher,
   optimizer and schedule (benchmarks/configs/spacy_ner.cfg);
 - spacy_ner_cnn: spaCy's default accuracy `ner` config (CNN tok2vec), trained
   for the wall time crf_ner took in the same run (equal training-time budget);
@@ -30,91 +23,61 @@ CORPUS is one of ccks2019, tcm_manual, rocling, msra, cmeee (read from
   hyper-parameters, no dev selection).
 Each test set is scored once, with the dev-selected model. Writes
 <output>/<corpus>/<system>.json, which is small, holds no corpus text and is
-committed (report.py builds BENCHMARKS.md from it on any machine), and keeps
-the trained models, which are not, under <models>/<corpus>/. --seed N (not 0)
-repeats a run with another random seed: <system>.seedN.json, beside seed 0's
-file, which stays the row of the tables. --checkpoint-every N also saves the
-crf_ner pipelines every N steps (<models>/<corpus>/<system>/checkpoints/stepN),
-for benchmarks/selection.py; it does not change which model is kept.
+committed (benchmarks.report builds BENCHMARKS.md from it on any machine), and
+keeps the trained models, which are not, under <models>/<corpus>/. --seed N
+(not 0) repeats a run with another random seed: <system>.seedN.json, beside
+seed 0's file, which stays the row of the tables. --checkpoint-every N also
+saves the crf_ner pipelines every N steps
+(<models>/<corpus>/<system>/checkpoints/stepN), for benchmarks.selection; it
+does not change which model is kept.
 """
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Dict, List
 
 import spacy
 import srsly
-import torch
 from spacy.cli.train import train as spacy_train
 from spacy.tokens import DocBin
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks import training_log  # noqa: E402  (registers the timed logger)
-from benchmarks.common import command_line, provenance  # noqa: E402
-from benchmarks.corpora import SHARED, bench_corpora, demo_corpus, prepare  # noqa: E402
-from benchmarks.crfsuite_baseline import CharCRF  # noqa: E402
-from benchmarks.scoring import entity_set, macro, score  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = {
-    "crf_ner": ROOT / "configs" / "cpu_default.cfg",
-    "crf_ner_pretrained": ROOT / "configs" / "cpu_default.cfg",
-    "crf_ner_words": ROOT / "configs" / "cpu_default.cfg",
-    "crf_ner_words_pretrained": ROOT / "configs" / "cpu_default.cfg",
-    "crf_ner_averaged": ROOT / "configs" / "cpu_default.cfg",
-    "crf_ner_words_averaged": ROOT / "configs" / "cpu_default.cfg",
-    "crf_ner_words_pretrained_averaged": ROOT / "configs" / "cpu_default.cfg",
-    "spacy_ner": ROOT / "benchmarks" / "configs" / "spacy_ner.cfg",
-    "spacy_ner_cnn": ROOT / "benchmarks" / "configs" / "spacy_ner_cnn.cfg",
-    "spacy_ner_cnn_converged": ROOT / "benchmarks" / "configs" / "spacy_ner_cnn.cfg",
-}
-SYSTEMS = [*CONFIGS, "crfsuite"]
-DEFAULT_SYSTEMS = ["crf_ner", "spacy_ner", "spacy_ner_cnn", "crfsuite"]
-WORD_FEATURES = {
-    "components.crf_ner.model.encoder.tok2vec.@architectures": "spacy_medner.CharEmbed.v2",
-    "components.crf_ner.model.encoder.tok2vec.word_width": 16,
-    "components.crf_ner.model.encoder.tok2vec.word_rows": 50000,
-}
-# Variants of crf_ner that start from `spacy pretrain` weights (--init-tok2vec).
-PRETRAINED = {"crf_ner_pretrained", "crf_ner_words_pretrained", "crf_ner_words_pretrained_averaged"}
-WORDS = {"crf_ner_words", "crf_ner_words_averaged", "crf_ner_words_pretrained", "crf_ner_words_pretrained_averaged"}
-AVERAGED = {"crf_ner_averaged", "crf_ner_words_averaged", "crf_ner_words_pretrained_averaged"}
+from benchmarks.common import ROOT, command_line, provenance
+from benchmarks.corpora import SHARED, bench_corpora, demo_corpus, prepare
+from benchmarks.crfsuite_baseline import CharCRF
+from benchmarks.scoring import entity_set, macro, score
+from benchmarks.systems import CONVERGED, EQUAL_TIME, EQUAL_TIME_TO, SYSTEMS, System, seeded
+from benchmarks.training_log import TimeBudgetReached, TrainingLog
 
 
-def seeded(system: str, seed: int) -> str:
-    """The name of a run's result file and model folder: seed 0 keeps the plain system name."""
-    return system if seed == 0 else f"{system}.seed{seed}"
-
-
-def train_spacy(system: str, data: Path, models: Path, args, time_budget: float = 0.0) -> Dict:
-    output = models / seeded(system, args.seed)
+def train_spacy(system: System, data: Path, models: Path, args, time_budget: float = 0.0) -> Dict:
+    output = models / seeded(system.name, args.seed)
+    log_path = output / "training_log.json"
     overrides = {
         "paths.train": str(data / "train.spacy"), "paths.dev": str(data / "dev.spacy"),
-        "training.logger.@loggers": "medner_bench.TimedLogger.v1", "system.seed": args.seed,
+        "training.logger.@loggers": "medner_bench.TimedLogger.v1", "training.logger.log_path": str(log_path),
+        "system.seed": args.seed,
     }
-    if system == "spacy_ner_cnn_converged":
+    if system.schedule == CONVERGED:
         # spaCy's own schedule and stopping rule; the cap only keeps a run inside a session.
         if args.time_cap:
             overrides["training.logger.time_budget"] = args.time_cap
-    elif time_budget:
+    elif system.schedule == EQUAL_TIME:
+        if not time_budget:
+            raise ValueError(f"{system.name} trains for a time budget: pass time_budget")
         # spaCy's own defaults (constant rate, patience 1600), stopped by the clock.
         overrides.update({"training.max_steps": 100_000, "training.logger.time_budget": time_budget,
                           "training.eval_frequency": args.eval_frequency})
     else:
-        if system in PRETRAINED:
+        if system.pretrained:
             overrides["paths.init_tok2vec"] = str(args.init_tok2vec)
-        if system in WORDS:
-            overrides.update(WORD_FEATURES)
-        if system in AVERAGED:
-            overrides["training.optimizer.use_averages"] = True
+        overrides.update(system.overrides())
         overrides["training.eval_frequency"] = args.eval_frequency
         if args.checkpoint_every:
-            averaged = spacy.util.load_config(CONFIGS[system])["training"]["optimizer"].get("use_averages")
+            averaged = spacy.util.load_config(system.config_path)["training"]["optimizer"].get("use_averages")
             if overrides.get("training.optimizer.use_averages", averaged):
                 # The logger saves the raw weights; evaluations would have scored the averaged ones.
-                raise ValueError(f"--checkpoint-every: {system} trains with use_averages = true, "
+                raise ValueError(f"--checkpoint-every: {system.name} trains with use_averages = true, "
                                  "so a checkpoint would not hold the weights its evaluation scored")
             overrides.update({"training.logger.checkpoint_every": args.checkpoint_every,
                               "training.logger.checkpoint_dir": str(output / "checkpoints")})
@@ -123,23 +86,24 @@ def train_spacy(system: str, data: Path, models: Path, args, time_budget: float 
             "training.optimizer.learn_rate.total_steps": args.steps,
             "training.optimizer.learn_rate.warmup_steps": max(1, args.steps // 10),
         })
-    max_steps = overrides.get("training.max_steps", spacy.util.load_config(CONFIGS[system])["training"]["max_steps"])
+    max_steps = overrides.get("training.max_steps", spacy.util.load_config(system.config_path)["training"]["max_steps"])
     start = time.perf_counter()
     try:
-        spacy_train(CONFIGS[system], output, overrides=overrides)
-        stopped_by = "max_steps" if max_steps and training_log.LAST_STEP >= max_steps else "patience"
-    except training_log.TimeBudgetReached as stop:
+        spacy_train(system.config_path, output, overrides=overrides)
+        stopped = None
+    except TimeBudgetReached as stop:
         print(stop)
-        stopped_by = "time budget" if time_budget else "time cap"
+        stopped = "time budget" if time_budget else "time cap"
     seconds = time.perf_counter() - start
-    evaluations = list(training_log.EVALUATIONS)
-    best = max(evaluations, key=lambda e: e["score"])
+    log = TrainingLog.from_disk(log_path)
+    best = max(log.evaluations, key=lambda e: e["score"])
     return {
         # steps: where training ended, which may lie after the last evaluation.
-        "train_seconds": round(seconds, 1), "steps": training_log.LAST_STEP, "best_step": best["step"],
+        "train_seconds": round(seconds, 1), "steps": log.last_step, "best_step": best["step"],
         "seconds_to_best": best["seconds"], "dev_f": best["score"], "time_budget": time_budget or None,
-        "stopped_by": stopped_by, "init_tok2vec": overrides.get("paths.init_tok2vec"),
-        "model": str(output / "model-best"), "evaluations": evaluations,
+        "stopped_by": stopped or ("max_steps" if max_steps and log.last_step >= max_steps else "patience"),
+        "init_tok2vec": overrides.get("paths.init_tok2vec"), "model": str(output / "model-best"),
+        "evaluations": log.evaluations,
     }
 
 
@@ -160,8 +124,8 @@ def _gold_and_predicted(path: Path, nlp, predictor):
     return entity_set(gold), entity_set(predicted)
 
 
-def evaluate(system: str, data: Path, model: str) -> Dict:
-    if system == "crfsuite":
+def evaluate(system: System, data: Path, model: str) -> Dict:
+    if system.config is None:
         nlp, predictor = spacy.blank("zh"), CharCRF.from_disk(Path(model))
     else:
         nlp = predictor = spacy.load(model)
@@ -174,34 +138,47 @@ def evaluate(system: str, data: Path, model: str) -> Dict:
     return result
 
 
+def torch_threads(system: System) -> Dict:
+    """The torch thread count of a run that uses torch (imported only then)."""
+    if not system.needs_torch:
+        return {}
+    import torch
+
+    return {"torch_threads": torch.get_num_threads()}
+
+
 def main(argv: List[str] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("corpus")
-    parser.add_argument("--systems", default=",".join(DEFAULT_SYSTEMS), help="comma-separated, from: " + ", ".join(SYSTEMS))
+    parser.add_argument("--systems", default=",".join(name for name, s in SYSTEMS.items() if s.default),
+                        help="comma-separated, from: " + ", ".join(SYSTEMS))
     parser.add_argument("--steps", type=int, default=900)
     parser.add_argument("--eval-frequency", type=int, default=300)
     parser.add_argument("--time-cap", type=float, default=0.0,
-                        help="stop spacy_ner_cnn_converged after this many seconds if patience has not stopped it")
-    parser.add_argument("--init-tok2vec", type=Path, help="weights from `spacy pretrain`, for " + " and ".join(sorted(PRETRAINED)))
+                        help="stop the systems trained to convergence after this many seconds if patience has not stopped them")
+    parser.add_argument("--init-tok2vec", type=Path,
+                        help="weights from `spacy pretrain`, for " + ", ".join(name for name, s in SYSTEMS.items() if s.pretrained))
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results", help="JSON results (committed)")
     parser.add_argument("--models", type=Path, default=ROOT / "training" / "bench", help="trained models (not committed)")
     parser.add_argument("--data", type=Path, default=ROOT / "corpus" / "bench")
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0, help="random seed of the spaCy systems (crfsuite's L-BFGS has none)")
     parser.add_argument("--checkpoint-every", type=int, default=0,
-                        help="also save the crf_ner systems every N steps, for benchmarks/selection.py")
+                        help="also save the crf_ner systems every N steps, for benchmarks.selection")
     parser.add_argument("--limit", type=int, help="keep only the first records of each split (smoke runs)")
     parser.add_argument("--shared", type=Path, default=SHARED, help="folder holding <corpus>/raw")
     args = parser.parse_args(argv)
     corpora = {**bench_corpora(args.shared), "demo": demo_corpus()}
     if args.corpus not in corpora:
         parser.error(f"unknown corpus {args.corpus!r}; choose from {', '.join(corpora)}")
-    systems = args.systems.split(",")
-    if set(systems) - set(SYSTEMS):
-        parser.error(f"unknown systems {sorted(set(systems) - set(SYSTEMS))}; choose from {', '.join(SYSTEMS)}")
-    if args.seed and "crfsuite" in systems:
-        parser.error("crfsuite has no random seed (L-BFGS is deterministic): run it with seed 0 only")
-    pretrained = sorted(PRETRAINED.intersection(systems))
+    names = args.systems.split(",")
+    if set(names) - set(SYSTEMS):
+        parser.error(f"unknown systems {sorted(set(names) - set(SYSTEMS))}; choose from {', '.join(SYSTEMS)}")
+    systems = [SYSTEMS[name] for name in names]
+    unseeded = [s.name for s in systems if s.config is None]
+    if args.seed and unseeded:
+        parser.error(f"{', '.join(unseeded)} has no random seed (L-BFGS is deterministic): run it with seed 0 only")
+    pretrained = [s.name for s in systems if s.pretrained]
     if pretrained and not (args.init_tok2vec and args.init_tok2vec.exists()):
         parser.error(f"{', '.join(pretrained)} needs --init-tok2vec pointing at `spacy pretrain` weights (got {args.init_tok2vec})")
     try:
@@ -213,34 +190,34 @@ def main(argv: List[str] = None) -> None:
     models = args.models / args.corpus
     out.mkdir(parents=True, exist_ok=True)
     models.mkdir(parents=True, exist_ok=True)
-    command = command_line(argv)
+    command = command_line(__spec__.name, argv)
     # Taken once, before training: a commit or a date change while a run trains must not be credited with it.
     started = provenance()
     budget = 0.0
     for system in systems:
-        print(f"=== {args.corpus}: {system}")
-        if system == "crfsuite":
+        print(f"=== {args.corpus}: {system.name}")
+        if system.config is None:
             trained = train_crfsuite(data, models)
-        elif system == "spacy_ner_cnn":
+        elif system.schedule == EQUAL_TIME:
             budget = budget or _earlier_train_seconds(out, args.seed)
             if not budget:
-                print("skipping spacy_ner_cnn: its time budget is crf_ner's training time; run crf_ner first")
+                print(f"skipping {system.name}: its time budget is {EQUAL_TIME_TO}'s training time; run {EQUAL_TIME_TO} first")
                 continue
             trained = train_spacy(system, data, models, args, time_budget=budget)
         else:
             trained = train_spacy(system, data, models, args)
-            if system == "crf_ner":
+            if system.name == EQUAL_TIME_TO:
                 budget = trained["train_seconds"]
         result = {
-            "corpus": args.corpus, "system": system, "seed": args.seed, "command": command, **started,
-            "torch_threads": torch.get_num_threads(),
-            "splits": srsly.read_json(data / "splits.json"), **trained,
+            "corpus": args.corpus, "system": system.name, "seed": args.seed, "command": command, **started,
+            **torch_threads(system), "splits": srsly.read_json(data / "splits.json"), **trained,
             **evaluate(system, data, trained["model"]),
         }
         result["model"] = _repo_relative(result["model"])  # the result file is committed: no home directories
-        (out / f"{seeded(system, args.seed)}.json").write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf8")
+        run = seeded(system.name, args.seed)
+        (out / f"{run}.json").write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf8")
         tests = ", ".join(f"{name} F1 {100 * s['f']:.2f}" for name, s in result["tests"].items())
-        print(f"{args.corpus} {seeded(system, args.seed)}: dev F1 {100 * trained['dev_f']:.2f}; {tests}; trained {trained['train_seconds']} s")
+        print(f"{args.corpus} {run}: dev F1 {100 * trained['dev_f']:.2f}; {tests}; trained {trained['train_seconds']} s")
 
 
 def _repo_relative(path: str) -> str:
@@ -251,7 +228,7 @@ def _repo_relative(path: str) -> str:
 
 
 def _earlier_train_seconds(out: Path, seed: int) -> float:
-    path = out / f"{seeded('crf_ner', seed)}.json"
+    path = out / f"{seeded(EQUAL_TIME_TO, seed)}.json"
     return srsly.read_json(path)["train_seconds"] if path.exists() else 0.0
 
 

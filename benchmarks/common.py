@@ -11,15 +11,11 @@ from typing import Dict, List, Optional
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def command_line(argv: Optional[List[str]]) -> str:
-    """The command that reproduces this run, for the report."""
+def command_line(module: str, argv: Optional[List[str]]) -> str:
+    """The command that reproduces this run, for the report: `python -m MODULE ARGS`
+    (pass the script's `__spec__.name`), run from the repository root."""
     args = argv if argv is not None else sys.argv[1:]
-    script = Path(sys.argv[0]).resolve()
-    try:
-        script = script.relative_to(ROOT)
-    except ValueError:
-        pass
-    return " ".join(["python", script.as_posix(), *map(str, args)])
+    return " ".join(["python", "-m", module, *map(str, args)])
 
 
 PACKAGES = ["spacy", "thinc", "torch", "spacy-transformers", "pytorch-crf", "sklearn-crfsuite", "spacy_medner"]

@@ -2,10 +2,14 @@
 with the character ±2 window and the character bigrams around it as features,
 BIOES tags. It sees no embeddings, so it is what a team gets without neural
 models; it predicts at hundreds of thousands of characters per second.
+
+The tag scheme is the library's: `gold_tags` and `predicted_spans` are the
+only two places that call spacy_medner.tags, one to encode a doc's entities
+as per-character tags, one to decode predicted tags back to character spans.
 """
 import pickle
 from pathlib import Path
-from typing import Iterable, List
+from typing import Iterable, List, Sequence, Tuple
 
 from spacy.tokens import Doc
 from spacy.util import filter_spans
@@ -43,6 +47,11 @@ def gold_tags(doc: Doc) -> List[str]:
     return tag_schemes.spans_to_tags([(e.start_char, e.end_char, e.label_) for e in doc.ents], len(doc.text), SCHEME)
 
 
+def predicted_spans(tags: Sequence[str]) -> List[Tuple[int, int, str]]:
+    """(start char, end char, label) of each entity in one text's predicted tags."""
+    return tag_schemes.tags_to_spans(tags, SCHEME)
+
+
 class CharCRF:
     def __init__(self, c1: float = 0.05, c2: float = 0.01, max_iterations: int = 150):
         import sklearn_crfsuite  # bench extra
@@ -58,7 +67,7 @@ class CharCRF:
         """Sets doc.ents; entities that do not fall on token boundaries are dropped."""
         docs = list(docs)
         for doc, tags in zip(docs, self.crf.predict([char_features(d.text) for d in docs])):
-            spans = [doc.char_span(s, e, label=label) for s, e, label in tag_schemes.tags_to_spans(tags, SCHEME)]
+            spans = [doc.char_span(s, e, label=label) for s, e, label in predicted_spans(tags)]
             doc.set_ents(filter_spans([s for s in spans if s is not None and s.text.strip() == s.text]))
             yield doc
 

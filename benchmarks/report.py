@@ -1,50 +1,47 @@
-"""Write BENCHMARKS.md from the JSON that accuracy.py, speed.py and scaling.py wrote.
+"""Write BENCHMARKS.md from the JSON that benchmarks.accuracy, .speed, .scaling and .selection wrote.
 
-    python benchmarks/report.py [--metrics benchmarks/results] [--output BENCHMARKS.md]
+    python -m benchmarks.report [--metrics benchmarks/results] [--output BENCHMARKS.md] [--notes benchmarks/notes.md]
 
 Only what is in those files is reported; a corpus or system that was not run
 is listed as not measured. The result files are committed and each carries the
 date, machine and versions it was measured with, so the report can be rebuilt
 on any machine and can combine runs of several sessions (its header lists every
-machine and version set involved).
+machine and version set involved). A file that does not come from a run (one
+marked `recovered_from`, figures copied from an older report) is refused: every
+figure in the report must have a run behind it. Needs neither spaCy nor torch.
 """
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import ROOT  # noqa: E402
+from benchmarks.common import ROOT
+from benchmarks.markdown import table
+from benchmarks.systems import SYSTEMS
 
 CORPORA = ["ccks2019", "tcm_manual", "rocling", "msra", "cmeee", "demo"]
-SYSTEMS = ["crf_ner", "crf_ner_pretrained", "crf_ner_words", "crf_ner_words_pretrained", "crf_ner_averaged", "crf_ner_words_averaged", "crf_ner_words_pretrained_averaged", "spacy_ner", "spacy_ner_cnn", "spacy_ner_cnn_converged", "crfsuite"]
-SYSTEM_NAMES = {
-    "crf_ner": "crf_ner, configs/cpu_default.cfg (ours)",
-    "crf_ner_pretrained": "crf_ner, the same after `spacy pretrain` on unlabelled text (ours)",
-    "crf_ner_words": "crf_ner, the same with jieba word features, CharEmbed.v2 (ours)",
-    "crf_ner_words_pretrained": "crf_ner, with word features and `spacy pretrain` (ours)",
-    "crf_ner_averaged": "crf_ner, the same with parameter averaging, `use_averages` (ours)",
-    "crf_ner_words_averaged": "crf_ner, with word features and averaging (ours)",
-    "crf_ner_words_pretrained_averaged": "crf_ner, with word features, `spacy pretrain` and averaging (ours)",
-    "spacy_ner": "spaCy `ner`, same encoder and schedule",
-    "spacy_ner_cnn": "spaCy `ner`, default accuracy CNN, equal wall time",
-    "spacy_ner_cnn_converged": "spaCy `ner`, default accuracy CNN, trained to convergence",
-    "crfsuite": "character CRF (sklearn-crfsuite)",
-}
 TARGETS = {"ccks2019": 82.0, "msra": 90.3}
-OPTIONAL_ROWS = {
-    "crf_ner_pretrained": "with domain pretraining", "crf_ner_words": "with word features",
-    "crf_ner_words_pretrained": "with word features and domain pretraining",
-    "crf_ner_averaged": "with parameter averaging",
-    "crf_ner_words_averaged": "with word features and parameter averaging",
-    "crf_ner_words_pretrained_averaged": "with word features, domain pretraining and parameter averaging",
-}
-RECOVERED = "†"
 
 
 def pct(x: Optional[float]) -> str:
     return "—" if x is None else f"{100 * x:.2f}"
+
+
+def runnable(command: str) -> str:
+    """A recorded command in the form that runs today: results written before the benchmarks
+    became a package recorded `python benchmarks/X.py`, which is now `python -m benchmarks.X`."""
+    return re.sub(r"^python benchmarks/(\w+)\.py\b", r"python -m benchmarks.\1", command)
+
+
+def read_result(path: Path) -> Dict:
+    """One result file; a file marked `recovered_from` holds figures with no run behind them."""
+    data = json.loads(path.read_text(encoding="utf8"))
+    if data.get("recovered_from"):
+        raise ValueError(f"{path}: recovered_from {data['recovered_from']!r}: copied figures, not a run; "
+                         "measure it again or remove the file")
+    return data
 
 
 def seed_zero_rows(seeds: Dict[str, Dict[str, List[Dict]]]) -> Dict[str, Dict[str, Dict]]:
@@ -58,8 +55,10 @@ def load_seeds(metrics: Path) -> Dict[str, Dict[str, List[Dict]]]:
     """runs[corpus][system]: every run of each system, by seed (files without one are seed 0)."""
     runs: Dict[str, Dict[str, List[Dict]]] = {}
     for path in sorted(metrics.glob("*/*.json")):
-        data = json.loads(path.read_text(encoding="utf8"))
+        data = read_result(path)
         if "corpus" in data and "system" in data:
+            if data["system"] not in SYSTEMS:
+                raise ValueError(f"{path}: unknown system {data['system']!r} (benchmarks/systems.py declares {', '.join(SYSTEMS)})")
             runs.setdefault(data["corpus"], {}).setdefault(data["system"], []).append(data)
     for systems in runs.values():
         for records in systems.values():
@@ -67,21 +66,30 @@ def load_seeds(metrics: Path) -> Dict[str, Dict[str, List[Dict]]]:
     return runs
 
 
+def headline(record: Dict) -> Dict:
+    """The scores a row shows: the macro average over several test sets, else the one test set's."""
+    return record["macro"] if "macro" in record else next(iter(record["tests"].values()))
+
+
+def commands(records: List[Dict]) -> str:
+    return "; ".join(f"`{c}`" for c in dict.fromkeys(runnable(r["command"]) for r in records))
+
+
 def seeds_section(runs: Dict[str, List[Dict]]) -> List[str]:
     """Systems run with more than one seed: test F1 of each, mean and range (a single seed's row hides this spread)."""
-    repeated = {system: records for system, records in runs.items() if len(records) > 1}
+    repeated = {system: runs[system] for system in SYSTEMS if len(runs.get(system, [])) > 1}
     if not repeated:
         return []
-    lines = ["Test F1 by random seed (`--seed`), with the dev F1 and step of the model that dev selection kept; "
-             "the rows above are seed 0:", "",
-             "| system | seeds | test F1 by seed | mean | max − min |", "|---|---:|---|---:|---:|"]
-    for system in SYSTEMS:
-        if system in repeated:
-            fs = [100 * (r["macro"] if "macro" in r else next(iter(r["tests"].values())))["f"] for r in repeated[system]]
-            by_seed = ", ".join(f"{r.get('seed', 0)}: {f:.2f} ({_kept_model(r)})" for r, f in zip(repeated[system], fs))
-            lines.append(f"| {SYSTEM_NAMES[system]} | {len(fs)} | {by_seed} | {sum(fs) / len(fs):.2f} | {max(fs) - min(fs):.2f} |")
-    commands = dict.fromkeys(r["command"] for system in SYSTEMS for r in repeated.get(system, []) if r.get("seed", 0))
-    return lines + ["", "Command (seeds other than 0): " + "; ".join(f"`{c}`" for c in commands), ""]
+    rows = []
+    for system, records in repeated.items():
+        fs = [100 * headline(r)["f"] for r in records]
+        by_seed = ", ".join(f"{r.get('seed', 0)}: {f:.2f} ({_kept_model(r)})" for r, f in zip(records, fs))
+        rows.append([SYSTEMS[system].title, len(fs), by_seed, f"{sum(fs) / len(fs):.2f}", f"{max(fs) - min(fs):.2f}"])
+    other_seeds = [r for records in repeated.values() for r in records if r.get("seed", 0)]
+    return ["Test F1 by random seed (`--seed`), with the dev F1 and step of the model that dev selection kept; "
+            "the rows above are seed 0:", "",
+            *table(["system", "seeds", "test F1 by seed", "mean", "max − min"], rows, align="lrlrr"),
+            "", "Command (seeds other than 0): " + commands(other_seeds), ""]
 
 
 def _kept_model(record: Dict) -> str:
@@ -90,9 +98,28 @@ def _kept_model(record: Dict) -> str:
     return f"dev {100 * record['dev_f']:.2f}" + ("" if step is None else f", step {step}")
 
 
+def accuracy_rows(runs: Dict[str, Dict]) -> List[List]:
+    """One row per system run on the corpus, in the declared order."""
+    rows = []
+    for system in (s for s in SYSTEMS if s in runs):
+        r = runs[system]
+        s = headline(r)
+        rows.append([SYSTEMS[system].title, pct(r["dev_f"]), pct(s["p"]), pct(s["r"]), f"**{pct(s['f'])}**", pct(s["boundary_f"]),
+                     f"{r['train_seconds']:.0f}", f"{r['seconds_to_best']:.0f}", r.get("steps", "—"), r.get("date", "—"),
+                     r.get("commit") or "—"])
+    return rows
+
+
+def not_measured(runs: Dict[str, Dict]) -> List[str]:
+    """The systems a corpus lacks. Opt-in variants are extra rows, not gaps: pretraining
+    needs unlabelled in-domain text, which only CCKS2019 ships."""
+    return [name for name, system in SYSTEMS.items() if name not in runs and system.variant is None]
+
+
 def accuracy_section(corpus: str, runs: Dict[str, Dict], seeds: Optional[Dict[str, List[Dict]]] = None) -> List[str]:
     first = next(iter(runs.values()))
     test_names = list(first["tests"])
+    present = [s for s in SYSTEMS if s in runs]
     lines = [f"### {corpus}", "", first["splits"]["note"] + ".", ""]
     split_counts = ", ".join(f"{name} {s['records']} records / {s['ents_out']} entities" for name, s in first["splits"]["splits"].items())
     lines += [f"Splits: {split_counts}.", ""]
@@ -101,58 +128,28 @@ def accuracy_section(corpus: str, runs: Dict[str, Dict], seeds: Optional[Dict[st
         # Nested corpora: doc.ents holds the outer spans, doc.spans["sc"] every mention.
         left_out = ", ".join(f"{name} {n}" for name, n in inner.items())
         lines += [f"Nested mentions kept in `doc.spans` but neither trained nor scored (flat tagger): {left_out}.", ""]
-    headline = "macro over " + "/".join(test_names) if len(test_names) > 1 else test_names[0]
-    lines += [
-        f"| system | dev F1 | {headline} P | R | F1 | boundary F1 | train s | s to best dev | steps | date | commit |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
-    ]
-    for system in SYSTEMS:
-        if system not in runs:
-            continue
+    scope = "macro over " + "/".join(test_names) if len(test_names) > 1 else test_names[0]
+    lines += table(["system", "dev F1", f"{scope} P", "R", "F1", "boundary F1", "train s", "s to best dev", "steps", "date", "commit"],
+                   accuracy_rows(runs), align="lrrrrrrrrll")
+    for system in present:
         r = runs[system]
-        s = r["macro"] if len(test_names) > 1 else r["tests"][test_names[0]]
-        steps = r.get("steps", "—")
-        mark = f" {RECOVERED}" if r.get("recovered_from") else ""
-        lines.append(
-            f"| {SYSTEM_NAMES[system]}{mark} | {pct(r['dev_f'])} | {pct(s['p'])} | {pct(s['r'])} | **{pct(s['f'])}** | {pct(s['boundary_f'])} "
-            f"| {r['train_seconds']:.0f} | {r['seconds_to_best']:.0f} | {steps} | {r.get('date', '—')} | {r.get('commit') or '—'} |"
-        )
-    lines += _recovered_note(runs.values(), " (per-type P/R and the per-evaluation log are missing)")
-    for system in SYSTEMS:
-        if runs.get(system, {}).get("stopped_by") == "time cap":
-            r = runs[system]
-            lines += ["", f"{SYSTEM_NAMES[system]}: stopped by `--time-cap` after {r['train_seconds']:.0f} s, at step "
+        if r.get("stopped_by") == "time cap":
+            lines += ["", f"{SYSTEMS[system].title}: stopped by `--time-cap` after {r['train_seconds']:.0f} s, at step "
                           f"{r['steps']}, before spaCy's patience rule stopped it; its best dev score came at step {r['best_step']}."]
-    # Extra rows, not gaps: pretraining needs unlabelled in-domain text (only CCKS2019 ships it), and
-    # word features are an opt-in variant of the default.
-    missing = [SYSTEM_NAMES[s] for s in SYSTEMS if s not in runs and s not in OPTIONAL_ROWS]
+    missing = not_measured(runs)
     if missing:
-        lines += ["", "Not measured in this run: " + "; ".join(missing) + "."]
+        lines += ["", "Not measured in this run: " + "; ".join(SYSTEMS[s].title for s in missing) + "."]
     if len(test_names) > 1:
-        lines += ["", "| system | " + " | ".join(f"{t} F1" for t in test_names) + " |", "|---|" + "---:|" * len(test_names)]
-        for system in SYSTEMS:
-            if system in runs:
-                lines.append(f"| {system} | " + " | ".join(pct(runs[system]["tests"][t]["f"]) for t in test_names) + " |")
+        lines += ["", *table(["system", *(f"{t} F1" for t in test_names)],
+                             [[s, *(pct(runs[s]["tests"][t]["f"]) for t in test_names)] for s in present])]
     # Per type, exact F1, on the (first) test set.
-    labels = sorted({l for r in runs.values() for l in r["tests"][test_names[0]]["per_type"]})
-    present = [s for s in SYSTEMS if s in runs]
-    lines += ["", f"Per type, exact F1 on {test_names[0]}:", "", "| type | gold | " + " | ".join(present) + " |", "|---|---:|" + "---:|" * len(present)]
-    for label in labels:
-        gold = first["tests"][test_names[0]]["per_type"].get(label, {}).get("n_gold", 0)
-        cells = [pct(runs[s]["tests"][test_names[0]]["per_type"].get(label, {}).get("f")) for s in present]
-        lines.append(f"| {label} | {gold} | " + " | ".join(cells) + " |")
-    commands = sorted({runs[s]["command"] for s in present})
-    lines += ["", "Command: " + "; ".join(f"`{c}`" for c in commands), ""]
+    first_test = test_names[0]
+    labels = sorted({label for r in runs.values() for label in r["tests"][first_test]["per_type"]})
+    per_type = [[label, first["tests"][first_test]["per_type"].get(label, {}).get("n_gold", 0),
+                 *(pct(runs[s]["tests"][first_test]["per_type"].get(label, {}).get("f")) for s in present)] for label in labels]
+    lines += ["", f"Per type, exact F1 on {first_test}:", "", *table(["type", "gold", *present], per_type)]
+    lines += ["", "Command: " + commands(sorted((runs[s] for s in present), key=lambda r: runnable(r["command"]))), ""]
     return lines + seeds_section(seeds or {})
-
-
-def _recovered_note(records, missing: str = "") -> List[str]:
-    """A footnote for results rebuilt from an older BENCHMARKS.md, whose raw files were not kept."""
-    sources = sorted({r["recovered_from"] for r in records if r.get("recovered_from")})
-    if not sources:
-        return []
-    return ["", f"{RECOVERED} Recovered from the tables of {', '.join(sources)}: the raw result file of that run was not "
-                f"kept, so its figures are those tables'{missing}."]
 
 
 def provenance_lines(records: List[Dict]) -> List[str]:
@@ -173,41 +170,50 @@ def targets_section(results: Dict[str, Dict[str, Dict]], seeds: Dict[str, Dict[s
             lines.append(f"- {corpus} test F1 ≥ {target}: not measured in this run.")
             continue
         lines.append(f"- {corpus} test F1 ≥ {target}: {_against_target(seeds[corpus]['crf_ner'], target)}.")
-        for system, title in OPTIONAL_ROWS.items():
-            if system in seeds[corpus]:
-                lines.append(f"  - {title} (`{system}`): {_against_target(seeds[corpus][system], target)}.")
+        for name, system in SYSTEMS.items():
+            if system.variant and name in seeds[corpus]:
+                lines.append(f"  - {system.variant} (`{name}`): {_against_target(seeds[corpus][name], target)}.")
     if "crf_ner" in results.get("ccks2019", {}):
         lines += _training_time_target(seeds["ccks2019"]["crf_ner"], minutes=30)
     return lines + [""]
+def minutes_to_best(runs: List[Dict]) -> Dict[int, float]:
+    """Minutes from the start of training to the kept (best dev) evaluation, by seed."""
+    return {r.get("seed", 0): r["seconds_to_best"] / 60 for r in runs}
 
 
 def _training_time_target(runs: List[Dict], minutes: float) -> List[str]:
     """Every seed is judged, each with its machine: the same 900 steps took 20 to 39 minutes on
     machines of one type, so a time is only meaningful next to where it was measured."""
-    taken = [r["seconds_to_best"] / 60 for r in runs]
-    late = [r.get("seed", 0) for r, m in zip(runs, taken) if m > minutes]
+    taken = minutes_to_best(runs)
+    late = [seed for seed, m in taken.items() if m > minutes]
     if not late:
         verdict = "met" if len(runs) == 1 else f"met by all {len(runs)} seeds"
     else:
         verdict = "missed" if len(runs) == 1 else f"missed by seed{'s' * (len(late) > 1)} {', '.join(map(str, late))} of {len(runs)}"
     lines = [f"- CCKS2019 best dev score within {minutes:.0f} minutes: {verdict}."]
-    for run, m in zip(runs, taken):
+    for run, m in zip(runs, taken.values()):
         lines.append(f"  - seed {run.get('seed', 0)}: {m:.1f} minutes to the best dev evaluation, "
                      f"on {run.get('machine') or 'an unrecorded machine'}.")
     return lines
 
 
+def target_verdict(runs: List[Dict], target: float) -> Dict:
+    """Test F1 by seed and their mean; with several seeds the verdict goes by the mean, not by the luckiest seed."""
+    fs = {r.get("seed", 0): 100 * r["tests"]["test"]["f"] for r in runs}
+    mean = sum(fs.values()) / len(fs)
+    return {"f": fs, "mean": mean, "met": mean >= target, "missed_by": max(0.0, target - mean)}
+
+
 def _against_target(runs: List[Dict], target: float) -> str:
-    """Seed 0's test F1; with several seeds the verdict goes by their mean, not by the luckiest seed."""
-    fs = [100 * r["tests"]["test"]["f"] for r in runs]
-    f = sum(fs) / len(fs)
-    verdict = "met" if f >= target else f"missed by {target - f:.2f}"
-    seeds = [r.get("seed", 0) for r in runs]
+    verdict = target_verdict(runs, target)
+    fs, f = verdict["f"], verdict["mean"]
+    said = "met" if verdict["met"] else f"missed by {verdict['missed_by']:.2f}"
+    seeds = list(fs)
     if len(fs) == 1:
-        return f"{f:.2f}" + (f" with seed {seeds[0]}" if seeds[0] else "") + f", {verdict}"
+        return f"{f:.2f}" + (f" with seed {seeds[0]}" if seeds[0] else "") + f", {said}"
     if seeds[0]:  # a variant run only on other seeds than the tables' seed 0
-        return f"{f:.2f} averaged over seeds {', '.join(map(str, seeds))}, {verdict}"
-    return f"{fs[0]:.2f} with seed 0, {f:.2f} averaged over {len(fs)} seeds, {verdict}"
+        return f"{f:.2f} averaged over seeds {', '.join(map(str, seeds))}, {said}"
+    return f"{fs[0]:.2f} with seed 0, {f:.2f} averaged over {len(fs)} seeds, {said}"
 
 
 def _measured(metrics: Path, name: str, title: str):
@@ -216,32 +222,33 @@ def _measured(metrics: Path, name: str, title: str):
     heading = [f"## {title}", ""]
     if not path.exists():
         return None, heading + ["Not measured in this run.", ""]
-    return json.loads(path.read_text(encoding="utf8")), heading
+    return read_result(path), heading
+
+
+# The speed targets compare our systems with spaCy's default accuracy `ner`.
+SPEED_BASELINE = "spacy_ner_cnn"
 
 
 def speed_section(metrics: Path) -> List[str]:
     speed, lines = _measured(metrics, "speed.json", "Speed and memory")
     if speed is None:
         return lines
-    lines += _recovered_note([speed])[1:] + [""] if speed.get("recovered_from") else []
     lines += [
         f"`nlp.pipe` over {Path(speed['texts']).name} ({speed['docs']} docs, {speed['chars']:,} characters), "
         f"batch {speed['rows'][0]['batch_size']}, best of {speed['repeats']}; each row in a fresh process with torch and BLAS "
         "limited to the thread count. Peak RSS includes loading the model.",
         "",
-        f"Command: `{speed['command']}`",
+        f"Command: `{runnable(speed['command'])}`",
         "",
-        "| model | threads | chars/s | peak RSS MB |",
-        "|---|---:|---:|---:|",
+        *table(["model", "threads", "chars/s", "peak RSS MB"],
+               [[_model_name(r["model"]), r["threads"], f"{r['chars_per_second']:,}", r["peak_rss_mb"]] for r in speed["rows"]]),
     ]
-    for r in speed["rows"]:
-        lines.append(f"| {_model_name(r['model'])} | {r['threads']} | {r['chars_per_second']:,} | {r['peak_rss_mb']} |")
     by = {(_model_name(r["model"]), r["threads"]): r["chars_per_second"] for r in speed["rows"]}
-    for system in ("crf_ner", "crf_ner_words"):
+    for system in (name for name, s in SYSTEMS.items() if s.ours):
         for threads in sorted({r["threads"] for r in speed["rows"]}):
-            ours, cnn = by.get((system, threads)), by.get(("spacy_ner_cnn", threads))
-            if ours and cnn:
-                ratio = ours / cnn
+            ours, baseline = by.get((system, threads)), by.get((SPEED_BASELINE, threads))
+            if ours and baseline:
+                ratio = ours / baseline
                 lines.append(
                     f"\n{system} on {threads} thread(s): {ours:,} chars/s, {ratio:.1f}× spaCy `ner` (CNN): "
                     f"≥ 10× {_met(ratio >= 10)}, ≥ 30,000 chars/s {_met(ours >= 30_000)}."
@@ -254,6 +261,7 @@ def _met(ok: bool) -> str:
 
 
 def _model_name(model: str) -> str:
+    """The system a measured model path belongs to (benchmarks.accuracy's layout), else the path."""
     for system in SYSTEMS:
         if f"/{system}/" in model or model.endswith(f"{system}.pkl"):
             return system
@@ -264,30 +272,32 @@ def scaling_section(metrics: Path) -> List[str]:
     scaling, lines = _measured(metrics, "scaling.json", "Scaling with document length")
     if scaling is None:
         return lines
-    lines += _recovered_note([scaling])[1:] + [""] if scaling.get("recovered_from") else []
     lines += [
         f"{_model_name(scaling['model'])}, {scaling['threads']} threads, batch {scaling['batch_size']}. "
         "Flat characters per second means cost linear in length.",
         "",
-        f"Command: `{scaling['command']}`",
+        f"Command: `{runnable(scaling['command'])}`",
         "",
-        "| length | docs | ms/doc | chars/s |",
-        "|---:|---:|---:|---:|",
+        *table(["length", "docs", "ms/doc", "chars/s"],
+               [[f"{r['length']:,}", r["docs"], r["ms_per_doc"], f"{r['chars_per_second']:,}"] for r in scaling["rows"]],
+               align="rrrr"),
     ]
-    lines += [f"| {r['length']:,} | {r['docs']} | {r['ms_per_doc']} | {r['chars_per_second']:,} |" for r in scaling["rows"]]
     if (ROOT / "benchmarks" / "scaling.png").exists():
         lines += ["", "![prediction time against document length](benchmarks/scaling.png)"]
     return lines + [""]
 
 
 def selection_section(metrics: Path) -> List[str]:
-    """Which checkpoint to keep, judged on dev alone (selection.py): the F1 of each rule's pick on the half of dev it did not see."""
-    found = [json.loads(p.read_text(encoding="utf8")) for p in sorted(metrics.glob("*/selection.json"))]
+    """Which checkpoint to keep, judged on dev alone (benchmarks.selection): the F1 of each rule's pick on the half of dev it did not see."""
+    found = [read_result(p) for p in sorted(metrics.glob("*/selection.json"))]
     if not found:
         return []
     lines = ["## Model selection on dev", ""]
     for chosen in found:
         rules = list(chosen["runs"][0]["held_out_f"])
+        rows = [[run["seed"], ", ".join(f"{step}: {pct(f)}" for step, f in run["dev_f"].items()),
+                 *(pct(run["held_out_f"][rule]) + _against_last(run, rule) for rule in rules)] for run in chosen["runs"]]
+        rows.append(["mean", "", *(pct(sum(r["held_out_f"][rule] for r in chosen["runs"]) / len(chosen["runs"])) for rule in rules)])
         lines += [
             f"{chosen['corpus']}, {chosen['selection_of']}: {chosen['dev_records']} dev records "
             f"({chosen.get('dev_segments', chosen['dev_records'])} segments; a record's segments stay together) halved at random "
@@ -295,17 +305,11 @@ def selection_section(metrics: Path) -> List[str]:
             "Mean held-out F1 (and, against `last` on the same halves, how often the pick did better / worse). "
             "The test split is not read.",
             "",
-            f"Command: `{chosen['command']}`",
+            f"Command: `{runnable(chosen['command'])}`",
             "",
-            "| seed | dev F1 by step | " + " | ".join(rules) + " |",
-            "|---:|---|" + "---:|" * len(rules),
+            *table(["seed", "dev F1 by step", *rules], rows, align="rl" + "r" * len(rules)),
+            "",
         ]
-        for run in chosen["runs"]:
-            by_step = ", ".join(f"{step}: {pct(f)}" for step, f in run["dev_f"].items())
-            cells = [pct(run["held_out_f"][rule]) + _against_last(run, rule) for rule in rules]
-            lines.append(f"| {run['seed']} | {by_step} | " + " | ".join(cells) + " |")
-        means = [pct(sum(r["held_out_f"][rule] for r in chosen["runs"]) / len(chosen["runs"])) for rule in rules]
-        lines += [f"| mean | | " + " | ".join(means) + " |", ""]
     return lines
 
 
@@ -314,22 +318,17 @@ def _against_last(run: Dict, rule: str) -> str:
     return "" if against is None else f" ({100 * against['better']:.0f}% / {100 * against['worse']:.0f}%)"
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--metrics", type=Path, default=ROOT / "benchmarks" / "results")
-    parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
-    parser.add_argument("--notes", type=Path, default=ROOT / "benchmarks" / "notes.md", help="hand-written reading of the figures, appended if present")
-    args = parser.parse_args(argv)
-    seeds = load_seeds(args.metrics)
+def report(metrics: Path, notes: Path) -> List[str]:
+    """The lines of BENCHMARKS.md; ValueError names a result file that cannot be reported."""
+    seeds = load_seeds(metrics)
     results = seed_zero_rows(seeds)
     records = [r for systems in seeds.values() for runs in systems.values() for r in runs]
-    records += [json.loads((args.metrics / name).read_text(encoding="utf8")) for name in ("speed.json", "scaling.json")
-                if (args.metrics / name).exists()]
-    records += [json.loads(path.read_text(encoding="utf8")) for path in sorted(args.metrics.glob("*/selection.json"))]
+    records += [read_result(metrics / name) for name in ("speed.json", "scaling.json") if (metrics / name).exists()]
+    records += [read_result(path) for path in sorted(metrics.glob("*/selection.json"))]
     lines = [
         "# Benchmarks",
         "",
-        "Written by `python benchmarks/report.py` from the result files in benchmarks/results/ (committed; "
+        "Written by `python -m benchmarks.report` from the result files in benchmarks/results/ (committed; "
         "`spacy project run benchmark` writes them); every figure below was measured by the command shown with it. "
         "CPU only, no downloaded pretrained weights.",
         "",
@@ -346,11 +345,24 @@ def main(argv=None) -> None:
             lines += accuracy_section(corpus, results[corpus], seeds[corpus])
         elif corpus != "demo":
             lines += [f"### {corpus}", "", "Not measured in this run.", ""]
-    lines += selection_section(args.metrics)
-    lines += speed_section(args.metrics)
-    lines += scaling_section(args.metrics)
-    if args.notes.exists():
-        lines += ["## Notes", "", "Hand-written (`--notes`, default benchmarks/notes.md), not generated:", "", args.notes.read_text(encoding="utf8")]
+    lines += selection_section(metrics)
+    lines += speed_section(metrics)
+    lines += scaling_section(metrics)
+    if notes.exists():
+        lines += ["## Notes", "", "Hand-written (`--notes`, default benchmarks/notes.md), not generated:", "", notes.read_text(encoding="utf8")]
+    return lines
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--metrics", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--notes", type=Path, default=ROOT / "benchmarks" / "notes.md", help="hand-written reading of the figures, appended if present")
+    args = parser.parse_args(argv)
+    try:
+        lines = report(args.metrics, args.notes)
+    except ValueError as err:
+        sys.exit(f"[benchmarks.report] {err}")
     args.output.write_text("\n".join(lines), encoding="utf8")
     print(f"wrote {args.output}")
 

@@ -1,6 +1,6 @@
 """Prediction time against document length (100 to 10,000 characters).
 
-    python benchmarks/scaling.py MODEL [--lengths 100,300,1000,3000,10000]
+    python -m benchmarks.scaling MODEL [--lengths 100,300,1000,3000,10000]
         [--chars-per-length 60000] [--threads 2] [--plot benchmarks/scaling.png] [--json OUT.json]
 
 Documents of each length are cut from the CCKS2019 test texts joined end to
@@ -11,15 +11,13 @@ attention is windowed (attention_window), so no doc pays for its full square.
 """
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import command_line, provenance  # noqa: E402
-from benchmarks.speed import load_predictor, load_texts  # noqa: E402
+from benchmarks.common import command_line, provenance
+from benchmarks.speed import load_predictor, load_texts
 
 
 def docs_of_length(text: str, length: int, n_chars: int):
@@ -56,7 +54,7 @@ def main(argv=None) -> None:
                "chars_per_second": round(len(docs) * length / seconds)}
         rows.append(row)
         print(f"{length:>6} chars: {row['ms_per_doc']:>9.2f} ms/doc, {row['chars_per_second']:,} chars/s ({len(docs)} docs)")
-    summary = {"command": command_line(argv), **provenance(), "model": args.model, "threads": args.threads, "batch_size": args.batch_size, "rows": rows}
+    summary = {"command": command_line(__spec__.name, argv), **provenance(), "model": args.model, "threads": args.threads, "batch_size": args.batch_size, "rows": rows}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(summary, indent=2), encoding="utf8")

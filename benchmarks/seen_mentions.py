@@ -1,7 +1,7 @@
 """Recall on test mentions that the training split holds and on those it does not.
 
-    python benchmarks/seen_mentions.py CORPUS SYSTEM [SYSTEM ...] [--models training/bench] [--data corpus/bench]
-        [--batch-size 64]
+    python -m benchmarks.seen_mentions CORPUS SYSTEM [SYSTEM ...] [--models training/bench] [--data corpus/bench]
+        [--seed 0] [--batch-size 64]
 
 A dev split carved from the training file shares more of its mentions with
 training than an archive's own test split does, so a feature that helps with
@@ -9,11 +9,10 @@ unseen names can move test F1 while dev stays level (MSRA, notes.md). This
 prints, per type, the share of dev and of test mentions whose (type, text)
 occurs in training, then each system's exact recall on the seen and on the
 unseen test mentions. The systems are the kept models (model-best) that
-`benchmarks/accuracy.py CORPUS --systems SYSTEM` trained; they are re-run on
+`python -m benchmarks.accuracy CORPUS --systems SYSTEM` trained; they are re-run on
 the test texts with `nlp.pipe`.
 """
 import argparse
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Dict, Iterable, List, Set, Tuple
@@ -21,9 +20,9 @@ from typing import Dict, Iterable, List, Set, Tuple
 import spacy
 from spacy.tokens import Doc, DocBin
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import ROOT  # noqa: E402
-from benchmarks.scoring import entity_set  # noqa: E402
+from benchmarks.common import ROOT
+from benchmarks.scoring import entity_set
+from benchmarks.systems import SYSTEMS, seeded
 
 Mention = Tuple[str, str]  # (label, text)
 
@@ -50,7 +49,7 @@ def recall_by_seen(gold: List[Doc], predicted: List[Doc], training: Set[Mention]
     """Per (label, seen in training): (gold mentions predicted exactly, gold mentions)."""
     if [doc.text for doc in gold] != [doc.text for doc in predicted]:
         raise ValueError("[spacy_medner] the predicted docs are not the gold docs' texts, in order")
-    predicted_entities = entity_set(predicted)  # matched exactly as benchmarks/scoring.py scores
+    predicted_entities = entity_set(predicted)  # matched exactly as benchmarks.scoring scores
     found, total = Counter(), Counter()
     for i, doc in enumerate(gold):
         for ent in doc.ents:
@@ -67,16 +66,19 @@ def pct(part: int, whole: int) -> str:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("corpus")
-    parser.add_argument("systems", nargs="+")
+    parser.add_argument("systems", nargs="+", choices=[name for name, s in SYSTEMS.items() if s.config],
+                        metavar="SYSTEM", help="crf_ner and spaCy rows of benchmarks/systems.py")
+    parser.add_argument("--seed", type=int, default=0, help="the seed the systems were trained with")
     parser.add_argument("--models", type=Path, default=ROOT / "training" / "bench")
     parser.add_argument("--data", type=Path, default=ROOT / "corpus" / "bench")
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args(argv)
     data = args.data / args.corpus
-    models = {system: args.models / args.corpus / system / "model-best" for system in args.systems}
+    models = {system: args.models / args.corpus / seeded(system, args.seed) / "model-best" for system in args.systems}
     for path in [data / "train.spacy", data / "dev.spacy", *models.values()]:
         if not path.exists():
-            parser.error(f"{path} does not exist: run benchmarks/accuracy.py {args.corpus} first")
+            systems = ",".join(args.systems)
+            parser.error(f"{path} does not exist: run `python -m benchmarks.accuracy {args.corpus} --systems {systems} --seed {args.seed}` first")
     vocab = spacy.blank("zh").vocab
     training = mentions(read_docs(data / "train.spacy", vocab))
     tests = {path.stem[len("test-"):]: read_docs(path, vocab) for path in sorted(data.glob("test-*.spacy"))}

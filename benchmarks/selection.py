@@ -1,9 +1,9 @@
 """Judge model-selection rules on dev alone: keep the best evaluation, or the last.
 
-    python benchmarks/selection.py CORPUS --seeds 3,4 [--system crf_ner] [--every 300]
+    python -m benchmarks.selection CORPUS --seeds 3,4 [--system crf_ner] [--every 300]
         [--halvings 1000] [--models training/bench] [--data corpus/bench] [--output benchmarks/results]
 
-The runs must have been trained by `benchmarks/accuracy.py CORPUS --systems
+The runs must have been trained by `python -m benchmarks.accuracy CORPUS --systems
 SYSTEM --seed N --checkpoint-every K`, which saves every K steps. Each
 checkpoint is scored once on every dev record. Then the dev split is halved at
 random, --halvings times: each rule picks a checkpoint by its F1 on one half,
@@ -12,15 +12,14 @@ held-out half is what a test set would see, so a rule that picks dev noise
 scores no better there than one that ignores dev. The test split is never read.
 
 Rules:
-- best of every --every steps (accuracy.py's eval frequency): what accuracy.py keeps;
+- best of every --every steps (benchmarks.accuracy's eval frequency): what it keeps;
 - best of every checkpoint (every K steps: more evaluations to choose from, and more noise to pick);
 - last: the final checkpoint, which ignores dev.
 
-Writes <output>/<corpus>/selection.json (report.py adds it to BENCHMARKS.md).
+Writes <output>/<corpus>/selection.json (benchmarks.report adds it to BENCHMARKS.md).
 """
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Dict, List, Sequence
 
@@ -28,12 +27,9 @@ import numpy
 import spacy
 from spacy.tokens import DocBin
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.accuracy import seeded  # noqa: E402
-from benchmarks.common import command_line, provenance  # noqa: E402
-from spacy_medner.corpora.build import SOURCE_KEY  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.common import ROOT, command_line, provenance
+from benchmarks.systems import STEPS, SYSTEMS, seeded
+from spacy_medner.corpora.build import SOURCE_KEY
 
 # counts[checkpoint, record] = (correct, predicted, gold) exact-match entities
 Counts = numpy.ndarray
@@ -85,7 +81,7 @@ def held_out_scores(counts: Counts, rules: Dict[str, List[int]], halvings: int, 
 def checkpoint_steps(folder: Path) -> List[int]:
     steps = sorted(int(p.name[len("step"):]) for p in folder.glob("step*") if p.name[len("step"):].isdigit())
     if not steps:
-        raise FileNotFoundError(f"no checkpoints in {folder}: train with `accuracy.py ... --checkpoint-every N`")
+        raise FileNotFoundError(f"no checkpoints in {folder}: train with `python -m benchmarks.accuracy ... --checkpoint-every N`")
     return steps
 
 
@@ -93,8 +89,9 @@ def main(argv: List[str] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("corpus")
     parser.add_argument("--seeds", required=True, help="comma-separated seeds of runs trained with --checkpoint-every")
-    parser.add_argument("--system", default="crf_ner")
-    parser.add_argument("--every", type=int, default=300, help="the eval frequency whose 'best of' rule accuracy.py applies")
+    # Checkpoints are saved by the rows trained for --steps (benchmarks.accuracy, --checkpoint-every).
+    parser.add_argument("--system", default="crf_ner", choices=[name for name, s in SYSTEMS.items() if s.config and s.schedule == STEPS])
+    parser.add_argument("--every", type=int, default=300, help="the eval frequency whose 'best of' rule benchmarks.accuracy applies")
     parser.add_argument("--halvings", type=int, default=1000)
     parser.add_argument("--models", type=Path, default=ROOT / "training" / "bench")
     parser.add_argument("--data", type=Path, default=ROOT / "corpus" / "bench")
@@ -125,7 +122,7 @@ def main(argv: List[str] = None) -> None:
         print(f"seed {seed}: dev F1 by step " + ", ".join(f"{s}: {100 * f:.2f}" for s, f in runs[-1]["dev_f"].items()))
         for rule, f in runs[-1]["held_out_f"].items():
             print(f"  {rule}: held-out half F1 {100 * f:.2f}")
-    result = {"corpus": args.corpus, "selection_of": args.system, "command": command_line(argv), **started,
+    result = {"corpus": args.corpus, "selection_of": args.system, "command": command_line(__spec__.name, argv), **started,
               "dev_records": int(counts.shape[1]), "dev_segments": len(dev), "halvings": args.halvings, "runs": runs}
     out = args.output / args.corpus / "selection.json"
     out.parent.mkdir(parents=True, exist_ok=True)

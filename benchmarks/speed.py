@@ -1,6 +1,6 @@
 """Prediction speed and peak memory, in characters per second with `nlp.pipe`.
 
-    python benchmarks/speed.py [MODEL ...] [--crfsuite MODEL.pkl] [--texts FILE.jsonl]
+    python -m benchmarks.speed [MODEL ...] [--crfsuite MODEL.pkl] [--texts FILE.jsonl]
         [--batch-size 64] [--repeats 3] [--threads 1,2] [--json OUT.json]
 
 MODEL is a pipeline path or package, or a training config (`.cfg`), whose
@@ -23,10 +23,8 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import command_line, provenance  # noqa: E402
+from benchmarks.common import ROOT, command_line, provenance
 
-ROOT = Path(__file__).resolve().parents[1]
 CCKS_TEST = ROOT.parent / "shared" / "corpora" / "ccks2019" / "raw" / "subtask1_test_set_with_answer.json"
 LABELS = ["解剖部位", "疾病和诊断", "药物", "实验室检验", "手术", "影像检查"]
 FACTORY_DEFAULT = "crf_ner-factory-default"
@@ -83,7 +81,7 @@ def measure(model: str, texts: List[str], batch_size: int, repeats: int) -> dict
 
 def run_isolated(model: str, threads: int, args) -> dict:
     env = {**os.environ, **{v: str(threads) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
-    command = [sys.executable, __file__, "--worker", model, "--threads", str(threads), "--batch-size", str(args.batch_size),
+    command = [sys.executable, "-m", __spec__.name, "--worker", model, "--threads", str(threads), "--batch-size", str(args.batch_size),
                "--repeats", str(args.repeats)] + (["--texts", str(args.texts)] if args.texts else [])
     result = subprocess.run(command, capture_output=True, text=True, env=env)
     if result.returncode != 0:
@@ -94,7 +92,7 @@ def run_isolated(model: str, threads: int, args) -> dict:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*")
-    parser.add_argument("--crfsuite", help="a CharCRF pickle from benchmarks/accuracy.py")
+    parser.add_argument("--crfsuite", help="a CharCRF pickle from benchmarks.accuracy")
     parser.add_argument("--texts", type=Path)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
@@ -121,7 +119,7 @@ def main(argv=None) -> None:
             print(f"{model}  threads {threads}: {row['chars_per_second']:,} chars/s ({row['seconds']} s), peak RSS {row['peak_rss_mb']} MB")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        summary = {"command": command_line(argv), **provenance(), "texts": os.path.relpath(source, ROOT), "docs": len(texts), "chars": n_chars, "repeats": args.repeats, "rows": rows}
+        summary = {"command": command_line(__spec__.name, argv), **provenance(), "texts": os.path.relpath(source, ROOT), "docs": len(texts), "chars": n_chars, "repeats": args.repeats, "rows": rows}
         args.json.write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf8")
 
 

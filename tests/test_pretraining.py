@@ -9,12 +9,17 @@ import srsly
 from spacy.training.initialize import init_nlp
 from spacy.util import load_config
 
-from benchmarks.accuracy import WORD_FEATURES
+from spacy_medner.ml.lazy_torch import torch_module
 
 from .conftest import pretrain_on_demo_texts
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "cpu_default.cfg"
+# The word-feature encoder that configs/cpu_accuracy.cfg ships, as overrides of the default.
+WORD_FEATURES = {
+    f"components.crf_ner.model.encoder.tok2vec.{key}": value
+    for key, value in load_config(ROOT / "configs" / "cpu_accuracy.cfg", interpolate=False)["components"]["crf_ner"]["model"]["encoder"]["tok2vec"].items()
+}
 
 
 def test_texts_command_writes_pretraining_jsonl(tmp_path):
@@ -59,6 +64,6 @@ def test_pretrained_weights_initialise_the_encoder(tmp_path, encoder):
     for a, b in zip(encoder.walk(), reference.walk()):
         for name in a.param_names:
             assert numpy.array_equal(a.get_param(name), b.get_param(name))
-    torch_a = encoder.get_ref("encoder").shims[0]._model.state_dict()
-    torch_b = reference.get_ref("encoder").shims[0]._model.state_dict()
+    torch_a = torch_module(encoder.get_ref("sequence_encoder")).state_dict()
+    torch_b = torch_module(reference.get_ref("sequence_encoder")).state_dict()
     assert all(torch_a[k].equal(torch_b[k]) for k in torch_a)
