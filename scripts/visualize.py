@@ -1,27 +1,57 @@
-"""Render displaCy entity HTML for sample docs, one colour per medical label.
+"""Render displaCy entity HTML of a pipeline's predictions on converted docs.
 
-    python scripts/visualize.py MODEL INPUT.jsonl OUTPUT.html [N]
+    python scripts/visualize.py MODEL corpus/dev.spacy visualize/ents.html [--n 30] [--gpu-id -1]
 
-INPUT is JSON lines with a "text" field (doccano/prodigy exports, the demo corpus).
+The texts come from a DocBin (what `python -m spacy_medner convert` wrote), so
+it works for every corpus format. Every label the pipeline predicts gets a
+distinct colour (spacy_medner.display.label_colors), registered with displaCy
+the way a packaged pipeline registers them, so the page is rendered by the
+same `displacy.render(docs, style="ent")` call a user's app makes.
 """
-import sys
 from pathlib import Path
+from typing import List
 
 import spacy
-import srsly
+import typer
 from spacy import displacy
+from spacy.language import Language
+from spacy.tokens import DocBin
 
-from spacy_medner.display import COLORS
+from spacy_medner.display import label_colors, register_displacy_colors, registered_colors
 
 
-def main(model: str, input_path: str, output: str, n: int = 20) -> None:
+def entity_labels(nlp: Language) -> List[str]:
+    """The labels of every component that sets doc.ents (crf_ner, spaCy's ner, ...)."""
+    labels = set()
+    for name, pipe in nlp.pipeline:
+        if "doc.ents" in nlp.get_pipe_meta(name).assigns:
+            labels.update(getattr(pipe, "labels", ()))
+    return sorted(labels)
+
+
+def main(
+    model: str = typer.Argument(..., help="Pipeline directory or installed package"),
+    docbin: Path = typer.Argument(..., help="Converted corpus (.spacy) whose texts are rendered", exists=True, dir_okay=False),
+    output: Path = typer.Argument(..., help="HTML file to write"),
+    n: int = typer.Option(30, "--n", help="Number of docs to render (the first n)"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to predict on; -1 for CPU"),
+) -> None:
+    if gpu_id >= 0:
+        spacy.require_gpu(gpu_id)  # before loading, so every torch module lands on the GPU
     nlp = spacy.load(model)
-    texts = [line["text"] for line, _ in zip(srsly.read_jsonl(input_path), range(n))]
-    html = displacy.render(list(nlp.pipe(texts)), style="ent", page=True, options={"colors": COLORS})
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    Path(output).write_text(html, encoding="utf8")
-    print(f"✔ wrote {output} ({len(texts)} docs)")
+    texts = [doc.text for doc, _ in zip(DocBin().from_disk(docbin).get_docs(nlp.vocab), range(n))]
+    if not texts:
+        typer.echo(f"✘ {docbin}: no docs to render", err=True)
+        raise typer.Exit(1)
+    # A pipeline that registered its colours on load keeps them; labels without one get label_colors'.
+    labels = entity_labels(nlp)
+    registered = registered_colors()
+    register_displacy_colors({label: color for label, color in label_colors(labels).items() if label not in registered})
+    html = displacy.render(list(nlp.pipe(texts)), style="ent", page=True)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(html, encoding="utf8")
+    typer.echo(f"✔ wrote {output} ({len(texts)} docs, {len(labels)} labels)")
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4], *(int(x) for x in sys.argv[4:5]))
+    typer.run(main)
