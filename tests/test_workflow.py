@@ -180,3 +180,52 @@ def test_all_transformer_on_a_local_tiny_bert_through_packaging(tmp_path, tiny_b
         assert loaded.stdout.startswith("['transformer', 'crf_ner']"), loaded.stdout
     finally:
         uninstall(package)
+
+
+def write_brat(folder: Path, records: List[Dict]) -> None:
+    folder.mkdir(parents=True)
+    for i, record in enumerate(records):
+        (folder / f"r{i}.txt").write_text(record["text"], encoding="utf8")
+        lines = [
+            f"T{j}\t{label} {start} {end}\t{record['text'][start:end]}" for j, (start, end, label) in enumerate(record["label"], 1)
+        ]
+        (folder / f"r{i}.ann").write_text("\n".join(lines) + "\n", encoding="utf8")
+
+
+def write_conll(path: Path, records: List[Dict]) -> None:
+    sentences = []
+    for record in records:
+        tags = ["O"] * len(record["text"])
+        for start, end, label in record["label"]:
+            tags[start:end] = [f"B-{label}"] + [f"I-{label}"] * (end - start - 1)
+        sentences.append("\n".join(f"{char}\t{tag}" for char, tag in zip(record["text"], tags)))
+    path.write_text("\n\n".join(sentences) + "\n", encoding="utf8")
+
+
+@pytest.mark.parametrize("corpus_format", ["brat", "conll"])
+def test_convert_reads_folders_and_files_by_absolute_path(tmp_path, corpus_format):
+    """The first step of `all` on a brat folder or CoNLL files outside the
+    project: every entity arrives in corpus/*.spacy, and the lock hashes the
+    folder (so a changed .ann file reruns the conversion)."""
+    records = list(srsly.read_jsonl(ROOT / "assets" / "demo" / "dev.jsonl"))[:10]
+    data = tmp_path / "annotations"
+    if corpus_format == "brat":
+        train, dev = data / "train", data / "dev"
+        write_brat(train, records)
+        write_brat(dev, records[:4])
+    else:
+        data.mkdir()
+        train, dev = data / "train.conll", data / "dev.conll"
+        write_conll(train, records)
+        write_conll(dev, records[:4])
+    project = copy_project(tmp_path / "project")
+    run_project(project, "convert", {"format": corpus_format, "train": train, "dev": dev})
+    vocab = spacy.blank("zh").vocab
+    converted = list(DocBin().from_disk(project / "corpus" / "train.spacy").get_docs(vocab))
+    assert [doc.text for doc in converted] == [record["text"] for record in records]
+    assert [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in converted] == [
+        [tuple(entity) for entity in sorted(record["label"])] for record in records
+    ]
+    lock = srsly.read_yaml(project / "project.lock")
+    assert [Path(dep["path"]) for dep in lock["convert"]["deps"]] == [train, dev]
+    assert all(dep["md5"] for dep in lock["convert"]["deps"])
