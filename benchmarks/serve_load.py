@@ -30,6 +30,7 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -210,6 +211,8 @@ def main(argv=None) -> None:
     if unknown:
         parser.error(f"--modes: unknown {unknown}; choose from {list(MODES)}")
     concurrencies = [int(c) for c in args.concurrency.split(",")]
+    # A SIGTERM unwinds like Ctrl+C, so the servers are stopped and the temporary model removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
 
     source, texts = load_texts(args.texts)
     folder = Path(tempfile.mkdtemp(prefix="serve_load_"))

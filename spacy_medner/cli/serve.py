@@ -60,7 +60,7 @@ def serve_cli(
     if code is not None and not code.is_file():
         fail(f"--code {code}: no such file.")
 
-    from ..serve.model import worker_threads
+    from ..serve.model import serve_threads
     from ..serve.settings import ENV_VAR, ServeSettings
 
     settings = ServeSettings(
@@ -72,7 +72,10 @@ def serve_cli(
     # settings from the environment, and OpenMP/MKL read their thread limit
     # from it before torch starts its pools.
     os.environ[ENV_VAR] = settings.to_env()
-    n = str(worker_threads(threads, workers))
+    try:
+        n = str(serve_threads(threads, workers))
+    except ValueError as err:  # a bad $SPACY_MEDNER_THREADS
+        fail(str(err))
     os.environ.setdefault("OMP_NUM_THREADS", n)
     os.environ.setdefault("MKL_NUM_THREADS", n)
     uvicorn.run(

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .batcher import MicroBatcher
-from .model import ModelHolder, worker_threads
+from .model import ModelHolder, serve_threads
 from .settings import ServeSettings
 
 logger = logging.getLogger("uvicorn.error")  # uvicorn configures its handlers
@@ -208,7 +208,7 @@ ARRIVAL = "spacy_medner.arrival"
 
 
 def create_app(settings: ServeSettings) -> FastAPI:
-    threads = worker_threads(settings.threads, settings.workers)
+    threads = serve_threads(settings.threads, settings.workers)
     holder = ModelHolder(settings.model, threads, settings.spans_key, settings.code)
     batcher = MicroBatcher(
         holder.predict, holder.executor, batching=settings.batching,

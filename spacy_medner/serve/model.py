@@ -19,36 +19,16 @@ logger = logging.getLogger("uvicorn.error")  # uvicorn configures its handlers
 # For tests and readiness-probe drills: seconds to sleep before loading, so
 # that the 503 of a loading service can be observed.
 LOAD_DELAY_ENV = "SPACY_MEDNER_SERVE_LOAD_DELAY"
-THREADS_ENV = "SPACY_MEDNER_THREADS"
 
 
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+def serve_threads(threads: Optional[int], workers: int = 1) -> int:
+    """Torch intra-op threads for one worker: `--threads` if given, else the
+    package's share for one of `workers` (spacy_medner.threads: the cores
+    divided among the workers, or $SPACY_MEDNER_THREADS). Torch processes that
+    each spin up one thread per core crawl when they share the CPU."""
+    from ..threads import worker_threads
 
-
-def worker_threads(threads: Optional[int], workers: int = 1) -> int:
-    """Torch intra-op threads for one worker: `threads` if given, else
-    $SPACY_MEDNER_THREADS, else the worker's share of the cores (at least 1).
-
-    Torch processes that each spin up one thread per core crawl when they
-    share the CPU (another worker, a training job), so each worker takes only
-    its share. Until the package has one shared helper for this (the annotate
-    command's workers need the same), it lives here.
-    """
-    if threads is None and os.environ.get(THREADS_ENV, "").strip():
-        threads = int(os.environ[THREADS_ENV])
-    if threads is None:
-        threads = available_cores() // max(1, workers)
-    return max(1, threads)
-
-
-def limit_torch_threads(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
+    return max(1, threads) if threads is not None else worker_threads(workers)
 
 
 def entity_labels(nlp) -> List[str]:
@@ -61,18 +41,11 @@ def entity_labels(nlp) -> List[str]:
 
 
 def label_colors(labels: List[str]) -> Dict[str, str]:
-    """One displaCy colour per label: spacy_medner.display's `label_colors`
-    where this version has it, else its palette plus a fixed list for the
-    labels the palette does not know."""
-    from .. import display
+    """One displaCy colour per label (spacy_medner.display's palette, then
+    generated distinct colours), the page's colours too."""
+    from ..display import label_colors as colors
 
-    if hasattr(display, "label_colors"):
-        return dict(display.label_colors(labels))
-    palette = ["#8ecae6", "#ff8fa3", "#b5e48c", "#ffd166", "#cdb4db", "#f4a261", "#84a59d", "#bde0fe", "#e9c46a", "#f28482"]
-    colors = {label: display.COLORS[label] for label in labels if label in display.COLORS}
-    unknown = [label for label in labels if label not in colors]
-    colors.update({label: palette[i % len(palette)] for i, label in enumerate(unknown)})
-    return colors
+    return dict(colors(labels))
 
 
 class ModelHolder:
@@ -103,8 +76,12 @@ class ModelHolder:
             delay = float(os.environ.get(LOAD_DELAY_ENV, "0") or 0)
             if delay > 0:
                 time.sleep(delay)
-            limit_torch_threads(self.threads)
             import spacy
+            import torch  # noqa: F401  loaded first, so that limit_threads acts on it
+
+            from ..threads import limit_threads
+
+            limit_threads(self.threads)
 
             import spacy_medner  # noqa: F401  registers crf_ner when the pipeline is a plain directory
 

@@ -3,6 +3,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 
 import httpx
 import pytest
@@ -117,6 +118,22 @@ def test_healthz_is_503_until_the_model_is_loaded_and_unbatched_requests_run_alo
     for body, response in pairs:
         assert response.json() == expected(body, reference)
     assert httpx.get(server.url + "/v1/metadata").json()["batching"]["batches"] == 12
+
+
+def test_a_model_that_fails_to_load_is_reported_on_healthz(start_server, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.cfg").write_text("[nlp]\nlang = \"zh\"\npipeline = [\"no_such_component\"]\n")
+    server = start_server(model=broken, ready=False)
+    deadline = time.monotonic() + 120
+    while "could not be loaded" not in httpx.get(server.url + "/healthz").text:
+        assert time.monotonic() < deadline, server.log.read_text()
+        time.sleep(0.2)
+    health = httpx.get(server.url + "/healthz")
+    assert health.status_code == 503 and health.json()["field"] == "model"
+    refused = post(server, {"text": TEXTS[0]})
+    assert refused.status_code == 503 and "could not be loaded" in refused.json()["error"]
+    assert server.process.poll() is None
 
 
 def test_labels_and_metadata(server, served_model):
