@@ -14,7 +14,7 @@ from typing import Iterable, List, Sequence, Tuple
 from spacy.tokens import Doc
 from spacy.util import filter_spans
 
-from spacy_medner import tags as tag_schemes
+from spacy_medner.tags import TagScheme, read_tags
 
 SCHEME = "BIOES"
 
@@ -44,12 +44,13 @@ def _char_class(char: str) -> str:
 
 def gold_tags(doc: Doc) -> List[str]:
     """One tag per character of doc.text (not per token: spaces may not be tokens)."""
-    return tag_schemes.spans_to_tags([(e.start_char, e.end_char, e.label_) for e in doc.ents], len(doc.text), SCHEME)
+    scheme = TagScheme.from_name(SCHEME, [e.label_ for e in doc.ents])
+    return scheme.encode_spans([(e.start_char, e.end_char, e.label_) for e in doc.ents], len(doc.text))
 
 
 def predicted_spans(tags: Sequence[str]) -> List[Tuple[int, int, str]]:
     """(start char, end char, label) of each entity in one text's predicted tags."""
-    return tag_schemes.tags_to_spans(tags, SCHEME)
+    return read_tags(tags)[0]
 
 
 class CharCRF:
