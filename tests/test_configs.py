@@ -72,3 +72,12 @@ def test_accuracy_config_is_the_default_plus_the_benchmarked_recipe():
     default_plus_recipe = load_config(ROOT / "configs" / "cpu_default.cfg", overrides=recipe, interpolate=False)
     assert accuracy == default_plus_recipe
     assert load_config(ROOT / "configs" / "cpu_default.cfg")["training"]["optimizer"]["use_averages"] is False
+
+
+def test_factory_default_builds_the_shipped_default_network():
+    """`nlp.add_pipe("crf_ner")` and configs/cpu_default.cfg mean the same network."""
+    default = spacy.blank("zh")
+    default.add_pipe("crf_ner")
+    shipped = spacy.blank("zh")
+    shipped.add_pipe("crf_ner", config={"model": load_config(ROOT / "configs" / "cpu_default.cfg")["components"]["crf_ner"]["model"]})
+    assert default.config["components"]["crf_ner"]["model"] == shipped.config["components"]["crf_ner"]["model"]
