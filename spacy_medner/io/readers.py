@@ -140,6 +140,15 @@ class RecordReader:
             for record in self._read(file, check=True):  # stops after the first good record
                 if record.error is None or file.format == "text":
                     break
+        self._position = None
+
+    def __getstate__(self) -> dict:
+        # Picklable (a Ray task gets the reader): the open file of a read in progress stays behind.
+        return {**self.__dict__, "_position": None}
+
+    def read_file(self, index: int) -> Iterator[InputRecord]:
+        """The records of `self.files[index]` alone (a Ray task reads one file)."""
+        return self._read(self.files[index])
 
     def __iter__(self) -> Iterator[InputRecord]:
         self._done_before = 0

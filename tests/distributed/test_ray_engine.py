@@ -1,0 +1,70 @@
+"""The Ray engine on a real local cluster (2 CPUs): the same bytes as the
+local engine, bad records reported the same way, pieces of a long record
+predicted on different actors merged back."""
+import json
+
+import pytest
+
+from spacy_medner.annotate import AnnotateOptions, annotate
+from spacy_medner.io.writers import OutputError
+
+from ..conftest import TRAIN_DATA
+from ..io.trained import sample_texts, trained_pipeline
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=2, log_to_driver=False, include_dashboard=False)
+    yield
+    ray.shutdown()
+
+
+def write_inputs(folder):
+    long_text = "".join(TRAIN_DATA[i % 4][0] + "。" for i in range(40))
+    rows = [{"id": f"r{i}", "text": t} for i, t in enumerate(sample_texts(150))]
+    rows[10]["text"] = ""
+    rows[20]["text"] = None
+    rows[30] = {"id": "no-text"}
+    rows[40]["text"] = long_text
+    rows[50]["text"] = "x" * 900
+    a = folder / "a.jsonl"
+    a.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows[:100]) + "{not json\n", encoding="utf8")
+    b = folder / "b.jsonl"
+    b.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows[100:]), encoding="utf8")
+    return [a, b]
+
+
+def test_ray_writes_what_the_local_engine_writes(cluster, tmp_path):
+    from spacy_medner.distributed import annotate_ray
+
+    model = str(trained_pipeline())
+    inputs = write_inputs(tmp_path)
+    options = AnnotateOptions(id_field="id", max_chars=800, split_length=100, batch_size=16, chunk_size=40)
+    local = annotate(model, inputs, tmp_path / "local.jsonl", options=options)
+    # Small blocks, so that both actors predict, the long record's pieces included.
+    on_ray = annotate_ray(model, inputs, tmp_path / "ray.jsonl", options=options, actors=2, block_bytes=2000)
+    assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
+    assert (tmp_path / "ray.errors.jsonl").read_bytes() == (tmp_path / "local.errors.jsonl").read_bytes()
+    assert (on_ray.records_in, on_ray.written, on_ray.errors, on_ray.reasons) == (local.records_in, local.written, local.errors, local.reasons)
+    errors = [json.loads(line) for line in (tmp_path / "ray.errors.jsonl").read_text("utf8").splitlines()]
+    assert [(e["source"].rsplit("/", 1)[-1], e["line"]) for e in errors] == [("a.jsonl", 11), ("a.jsonl", 21), ("a.jsonl", 31), ("a.jsonl", 51), ("a.jsonl", 101)]
+    rows = [json.loads(line) for line in (tmp_path / "ray.jsonl").read_text("utf8").splitlines()]
+    assert len(rows) == 146 and sum(len(r["entities"]) for r in rows) > 100
+
+
+def test_ray_parquet_equals_local_parquet_and_docbin_is_refused(cluster, tmp_path):
+    import pyarrow.dataset
+
+    from spacy_medner.distributed import annotate_ray
+
+    model = str(trained_pipeline())
+    inputs = write_inputs(tmp_path)
+    options = AnnotateOptions(id_field="id", max_chars=800, split_length=100, chunk_size=64)
+    annotate(model, inputs, tmp_path / "local.parquet", options=options)
+    annotate_ray(model, inputs, tmp_path / "ray.parquet", options=options, actors=2, block_bytes=4000)
+    table = lambda name: pyarrow.dataset.dataset(tmp_path / name, format="parquet").to_table().to_pylist()  # noqa: E731
+    assert table("ray.parquet") == table("local.parquet")
+    with pytest.raises(OutputError, match="DocBin"):
+        annotate_ray(model, inputs, tmp_path / "out.spacy", options=options)
