@@ -17,6 +17,7 @@ from spacy import displacy
 from spacy.language import Language
 from spacy.tokens import DocBin
 
+from spacy_medner.cli import fail, write_atomic
 from spacy_medner.display import label_colors, register_displacy_colors, registered_colors
 
 
@@ -33,23 +34,28 @@ def main(
     model: str = typer.Argument(..., help="Pipeline directory or installed package"),
     docbin: Path = typer.Argument(..., help="Converted corpus (.spacy) whose texts are rendered", exists=True, dir_okay=False),
     output: Path = typer.Argument(..., help="HTML file to write"),
-    n: int = typer.Option(30, "--n", help="Number of docs to render (the first n)"),
+    n: int = typer.Option(30, "--n", min=1, help="Number of docs to render (the first n)"),
     gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to predict on; -1 for CPU"),
 ) -> None:
     if gpu_id >= 0:
         spacy.require_gpu(gpu_id)  # before loading, so every torch module lands on the GPU
-    nlp = spacy.load(model)
-    texts = [doc.text for doc, _ in zip(DocBin().from_disk(docbin).get_docs(nlp.vocab), range(n))]
+    try:
+        nlp = spacy.load(model)
+    except OSError as err:  # E050: neither an installed package nor a pipeline directory
+        fail(f"{model}: {err}")
+    try:
+        docs = DocBin().from_disk(docbin)
+    except Exception as err:  # msgpack and zlib raise their own types for a file that is not a DocBin
+        fail(f"{docbin}: not a DocBin (.spacy) file, as `python -m spacy_medner convert` writes ({err})")
+    texts = [doc.text for doc, _ in zip(docs.get_docs(nlp.vocab), range(n))]
     if not texts:
-        typer.echo(f"✘ {docbin}: no docs to render", err=True)
-        raise typer.Exit(1)
+        fail(f"{docbin}: no docs to render")
     # A pipeline that registered its colours on load keeps them; labels without one get label_colors'.
     labels = entity_labels(nlp)
     registered = registered_colors()
     register_displacy_colors({label: color for label, color in label_colors(labels).items() if label not in registered})
     html = displacy.render(list(nlp.pipe(texts)), style="ent", page=True)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(html, encoding="utf8")
+    write_atomic(output, html.encode("utf8"))
     typer.echo(f"✔ wrote {output} ({len(texts)} docs, {len(labels)} labels)")
 
 
