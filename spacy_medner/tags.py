@@ -107,6 +107,28 @@ class TagScheme:
         ends = breaks[numpy.searchsorted(breaks, starts + 1)]
         return numpy.stack([starts, ends, self.label_ids[ids[starts]]], axis=1)
 
+    def entity_patterns(self, spans: numpy.ndarray) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
+        """What makes each span (n, 3: start, end, label index) exactly one
+        entity, vectorised: its tags (n, L) padded with O, the mask of its real
+        tags (n, L), and (n, K) the tags that may follow it without carrying
+        it on (all tags where its last tag closes the entity)."""
+        spans = numpy.asarray(spans, dtype=int).reshape(-1, 3)
+        lengths, labels = spans[:, 1] - spans[:, 0], spans[:, 2]
+        width = max(int(lengths.max(initial=1)), 1)
+        j = numpy.arange(width)[None, :]
+        ends = lengths[:, None] - 1
+        # Positions in spaCy's BILUO order: B 0, I 1, L 2, U 3.
+        biluo = numpy.where(lengths[:, None] == 1, 3, numpy.where(j == 0, 0, numpy.where(j == ends, 2, 1)))
+        table = numpy.array(
+            [[self.index[f"{self.from_biluo[p]}-{label}"] for p in "BILU"] for label in self.labels], dtype=int
+        ).reshape(-1, 4)
+        real = j <= ends
+        pattern = numpy.where(real, table[labels[:, None], biluo] if len(spans) else 0, 0)
+        last = pattern[numpy.arange(len(spans)), lengths - 1] if len(spans) else numpy.zeros(0, dtype=int)
+        carries_on = self.continues[None, :] & (self.label_ids[None, :] == labels[:, None])
+        stop = ~carries_on | ~self.may_go_on[last][:, None]
+        return pattern, real, stop
+
     def spans(self, tag_ids: numpy.ndarray) -> List[Span]:
         return [(s, e, self.labels[label]) for s, e, label in self.decode(tag_ids).tolist()]
 

@@ -34,7 +34,7 @@ from .viterbi import viterbi_decode
 # gradient of an all-forbidden logsumexp into NaN.
 FORBIDDEN = -1.0e4
 KINDS = ("crf", "softmax")
-MODES = ("loss", "decode")
+MODES = ("loss", "decode", "entity_log_probs", "tag_marginals")
 
 
 class _Constrain(nn.Module):
@@ -58,6 +58,27 @@ def log_partition(
         step = torch.logsumexp(alpha.unsqueeze(2) + transitions + scores[:, t].unsqueeze(1), dim=1)
         alpha = torch.where(mask[:, t].unsqueeze(1), step, alpha)
     return torch.logsumexp(alpha + end, dim=1)
+
+
+def forward_backward(
+    scores: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, transitions: torch.Tensor, end: torch.Tensor
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """alpha (B, T, K): log-sum of path scores up to and including token t
+    with tag k; beta (B, T, K): log-sum of the scores of the rest of the path
+    after token t given tag k (`end` at each row's last token); log Z (B,).
+    So alpha + beta - log Z is the log marginal of tag k at token t. Values
+    on padding are meaningless."""
+    B, T, K = scores.shape
+    alphas = [start + scores[:, 0]]
+    for t in range(1, T):
+        step = torch.logsumexp(alphas[-1].unsqueeze(2) + transitions + scores[:, t].unsqueeze(1), dim=1)
+        alphas.append(torch.where(mask[:, t].unsqueeze(1), step, alphas[-1]))
+    betas = [end.expand(B, K)]
+    for t in range(T - 2, -1, -1):
+        step = torch.logsumexp(transitions + (scores[:, t + 1] + betas[-1]).unsqueeze(1), dim=2)
+        betas.append(torch.where(mask[:, t + 1].unsqueeze(1), step, end.expand(B, K)))
+    alpha, beta = torch.stack(alphas, dim=1), torch.stack(betas[::-1], dim=1)
+    return alpha, beta, torch.logsumexp(alphas[-1] + end, dim=1)
 
 
 class TagDecoderModule(nn.Module):
@@ -113,16 +134,87 @@ class TagDecoderModule(nn.Module):
     def set_tag_weights(self, weights: numpy.ndarray) -> None:
         self.tag_weights.copy_(torch.as_tensor(weights, dtype=torch.float))
 
-    def forward(self, emissions: torch.Tensor, mask: torch.Tensor, gold: Optional[torch.Tensor] = None, mode: str = "loss"):
+    def forward(
+        self,
+        emissions: torch.Tensor,
+        mask: torch.Tensor,
+        gold: Optional[torch.Tensor] = None,
+        mode: str = "loss",
+        entities: Optional[Tuple[torch.Tensor, ...]] = None,
+        temperature: float = 1.0,
+    ):
         """One entry point for the thinc shim. `mode`: "loss" → per-sequence
-        loss (B,) (needs `gold`); "decode" → best legal tag ids (B, T)."""
+        loss (B,) (needs `gold`); "decode" → best legal tag ids (B, T);
+        "entity_log_probs" → (E,) log probabilities of `entities` (see
+        `entity_log_probs`); "tag_marginals" → (B, T, K) tag probabilities."""
         # Potentials in float32 whatever autocast chose for the encoder.
         emissions = emissions.float()
         if mode == "loss":
             return self.sequence_loss(emissions, mask, gold)
         if mode == "decode":
             return self.decode(emissions, mask)
+        if mode == "entity_log_probs":
+            return self.entity_log_probs(emissions, mask, *entities, temperature=temperature)
+        if mode == "tag_marginals":
+            alpha, beta, log_z = forward_backward(*self.lattice(emissions, mask, temperature))
+            return (alpha + beta - log_z[:, None, None]).exp().masked_fill(~mask.unsqueeze(2), 0.0)
         raise ValueError(f"[spacy_medner] Unknown decoder mode {mode!r}; use one of {MODES}.")
+
+    def lattice(self, emissions: torch.Tensor, mask: torch.Tensor, temperature: float = 1.0):
+        """(scores, mask, start, transitions, end) of the distribution whose
+        marginals the scores report, at `temperature`.
+
+        CRF: every potential (emissions and transitions) divided by the
+        temperature, which leaves the Viterbi path unchanged. Softmax: each
+        token's log-probabilities at that temperature with free moves, so
+        that marginals are the per-token probabilities and a span's
+        probability is the product of its tokens' (the head treats tokens as
+        independent; its decoder's legality constraints are not part of it).
+        """
+        if self.kind == "crf":
+            start, transitions, end = (m / temperature for m in self.constrained_moves())
+            return emissions / temperature, mask, start, transitions, end
+        K = emissions.shape[-1]
+        zeros = emissions.new_zeros(K)
+        return (emissions / temperature).log_softmax(dim=-1), mask, zeros, emissions.new_zeros(K, K), zeros
+
+    def entity_log_probs(
+        self,
+        emissions: torch.Tensor,
+        mask: torch.Tensor,
+        rows: torch.Tensor,
+        starts: torch.Tensor,
+        pattern: torch.Tensor,
+        pattern_mask: torch.Tensor,
+        stop: torch.Tensor,
+        temperature: float = 1.0,
+    ) -> torch.Tensor:
+        """log P(the tag sequence has exactly this entity), for E entities at
+        once: the sum over all legal paths whose tags on the span are the
+        entity's `pattern` (e.g. B I I E) and, after it, a tag in `stop` (one
+        that does not continue the entity; all tags when its last tag closes it).
+
+        rows, starts (E,): the sequence and first token; pattern (E, L) tag
+        ids with pattern_mask (E, L) marking each entity's length; stop (E, K).
+        Computed from one forward-backward pass: alpha at the first tag, the
+        path inside the span, and what may follow it.
+        """
+        scores, mask, start, transitions, end = self.lattice(emissions, mask, temperature)
+        alpha, beta, log_z = forward_backward(scores, mask, start, transitions, end)
+        lengths = pattern_mask.sum(dim=1)
+        positions = (starts.unsqueeze(1) + torch.arange(pattern.shape[1], device=pattern.device)).clamp_max(scores.shape[1] - 1)
+        inside = scores[rows.unsqueeze(1), positions, pattern]  # (E, L)
+        moves = transitions[pattern[:, :-1], pattern[:, 1:]]  # (E, L - 1)
+        path = (inside[:, 1:] + moves).masked_fill(~pattern_mask[:, 1:], 0.0).sum(dim=1)
+        head = alpha[rows, starts, pattern[:, 0]]
+        last_pos = starts + lengths - 1
+        last_tag = pattern.gather(1, (lengths - 1).unsqueeze(1)).squeeze(1)
+        after = (last_pos + 1).clamp_max(scores.shape[1] - 1)
+        follow = transitions[last_tag] + scores[rows, after] + beta[rows, after]  # (E, K)
+        tail = torch.logsumexp(follow.masked_fill(~stop, float("-inf")), dim=1)
+        at_end = ~mask[rows, after] | (last_pos + 1 >= scores.shape[1])
+        tail = torch.where(at_end, end[last_tag], tail)
+        return head + path + tail - log_z[rows]
 
     def scores(self, emissions: torch.Tensor) -> torch.Tensor:
         if self.kind == "softmax":

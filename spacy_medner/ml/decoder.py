@@ -68,6 +68,51 @@ class TagDecoder(Model):
         """Best legal tag ids per doc, in one batched Viterbi pass."""
         return self.predict(emissions)
 
+    def entity_probabilities(
+        self, emissions: List[Floats2d], spans: Sequence[numpy.ndarray], scheme: TagScheme, temperature: float = 1.0
+    ) -> List[numpy.ndarray]:
+        """Per doc, the probability of each span (n, 3: start, end, label
+        index) being exactly one entity under the model at `temperature`,
+        summed over all legal tag paths (`TagDecoderModule.entity_log_probs`),
+        batched over docs and entities."""
+        out = [numpy.zeros(len(s), dtype="float32") for s in spans]
+        if not any(len(s) for s in spans):
+            return out
+        X, mask, rows = self._pad(emissions)
+        row_of = {doc: row for row, doc in enumerate(rows)}
+        with_spans = [i for i, s in enumerate(spans) if len(s)]
+        all_spans = numpy.concatenate([numpy.asarray(spans[i]).reshape(-1, 3) for i in with_spans])
+        span_rows = numpy.concatenate([numpy.full(len(spans[i]), row_of[i]) for i in with_spans])
+        pattern, real, stop = scheme.entity_patterns(all_spans)
+        device = X.device
+        entities = (
+            torch.as_tensor(span_rows, device=device),
+            torch.as_tensor(all_spans[:, 0], device=device),
+            torch.as_tensor(pattern, device=device),
+            torch.as_tensor(real, device=device),
+            torch.as_tensor(stop, device=device),
+        )
+        inputs = ArgsKwargs(args=(X, mask), kwargs={"mode": "entity_log_probs", "entities": entities, "temperature": float(temperature)})
+        log_probs, _ = self.shims[0](inputs, is_train=False)
+        probs = numpy.clip(self.ops.to_numpy(torch2xp(log_probs.exp())).astype("float32"), 0.0, 1.0)
+        offsets = numpy.cumsum([0] + [len(spans[i]) for i in with_spans])
+        for k, i in enumerate(with_spans):
+            out[i] = probs[offsets[k] : offsets[k + 1]]
+        return out
+
+    def tag_marginals(self, emissions: List[Floats2d], temperature: float = 1.0) -> List[numpy.ndarray]:
+        """Per doc, (n_tokens, n_tags) marginal probability of each tag."""
+        out = [numpy.zeros((len(e), self.get_dim("nO")), dtype="float32") for e in emissions]
+        if not any(len(e) for e in emissions):
+            return out
+        X, mask, rows = self._pad(emissions)
+        inputs = ArgsKwargs(args=(X, mask), kwargs={"mode": "tag_marginals", "temperature": float(temperature)})
+        marginals, _ = self.shims[0](inputs, is_train=False)
+        marginals = self.ops.to_numpy(torch2xp(marginals))
+        for row, i in enumerate(rows):
+            out[i] = numpy.asarray(marginals[row, : len(emissions[i])], dtype="float32")
+        return out
+
     def loss(self, emissions: List[Floats2d], gold: Sequence[numpy.ndarray]) -> Tuple[float, List[Floats2d]]:
         """The decoder's training loss (`TagDecoderModule.sequence_loss`), mean
         per doc, and its gradient with respect to the emissions.

@@ -7,7 +7,7 @@ import numpy
 import pytest
 import spacy
 from spacy.language import Language
-from spacy.tokens import Doc
+from spacy.tokens import Doc, DocBin, Span
 from spacy.training import Example
 import torch
 from thinc.api import Adam, fix_random_seed
@@ -51,13 +51,43 @@ def train(nlp: Language, n_iter: int = 60) -> Language:
     return nlp
 
 
+def scored(docs, key="crf_ner"):
+    """Each doc's scored span group as (text, label, score) triples."""
+    return [[(s.text, s.label_, p) for s, p in zip(doc.spans[key], doc.spans[key].attrs["scores"])] for doc in docs]
+
+
+def assert_same_scores(a, b):
+    """Same spans; the same probabilities up to float noise (batch shapes
+    change the order of float operations)."""
+    a, b = list(a), list(b)
+    assert [[x[:2] for x in doc] for doc in a] == [[x[:2] for x in doc] for doc in b]
+    numpy.testing.assert_allclose([x[2] for doc in a for x in doc], [x[2] for doc in b for x in doc], atol=1e-4)
+
+
+def assert_scores_follow_the_entities(docs):
+    for doc in docs:
+        group = doc.spans["crf_ner"]
+        assert [(s.start, s.end, s.label_) for s in group] == [(e.start, e.end, e.label_) for e in doc.ents]
+        assert len(group.attrs["scores"]) == len(group)
+        assert all(0.0 < p <= 1.0 for p in group.attrs["scores"])
+
+
 def assert_overfits_and_round_trips(nlp: Language, tmp_path):
     texts = [text for text, _ in TRAIN_DATA]
-    predicted = entities(nlp(t) for t in texts)
+    docs = [nlp(t) for t in texts]
+    predicted = entities(docs)
     assert predicted == gold_ents()
+    assert_scores_follow_the_entities(docs)
+    # Overfit entities are confident: the CRF puts most mass on the gold path.
+    assert min(p for doc in docs for p in doc.spans["crf_ner"].attrs["scores"]) > 0.5
     nlp.to_disk(tmp_path / "nlp")
     reloaded = spacy.load(tmp_path / "nlp")
-    assert entities(reloaded(t) for t in texts) == predicted
+    reloaded_docs = [reloaded(t) for t in texts]
+    assert entities(reloaded_docs) == predicted
+    assert_same_scores(scored(reloaded_docs), scored(docs))
+    assert_same_scores(scored(reloaded.pipe(texts, batch_size=3)), scored(docs))
+    through_docbin = DocBin(docs=docs).to_bytes()
+    assert scored(DocBin().from_bytes(through_docbin).get_docs(reloaded.vocab)) == scored(docs)
     # Same emissions, not only the same argmax.
     name = "crf_ner"
     before = nlp.get_pipe(name).model.predict([nlp.make_doc(t) for t in texts])
@@ -358,3 +388,78 @@ def test_scores_use_ner_scorer(trained):
     scores = trained.evaluate(examples(trained))
     assert scores["ents_f"] == 1.0
     assert set(scores["ents_per_type"]) == {"疾病和诊断", "手术", "药物", "实验室检验", "影像检查", "解剖部位"}
+
+
+def trained_nlp(**settings):
+    nlp = spacy.blank("zh")
+    nlp.add_pipe("crf_ner", config={**ner_config(), **settings})
+    return train(nlp, 60)
+
+
+def test_threshold_moves_low_scored_entities_out_of_ents_only(tmp_path):
+    nlp = trained_nlp()
+    texts = ["患者因直肠癌于我院行直肠癌根治术后口服阿司匹林", "腹部CT示肝脏多发占位，术后予奥沙利铂化疗"]
+    docs = list(nlp.pipe(texts))
+    scores = sorted(p for doc in docs for p in doc.spans["crf_ner"].attrs["scores"])
+    assert len(scores) >= 3
+    cut = (scores[0] + scores[1]) / 2  # above the least confident entity only
+    nlp.get_pipe("crf_ner").threshold = cut
+    thresholded = list(nlp.pipe(texts))
+    assert_same_scores(scored(thresholded), scored(docs))  # the span group keeps every Viterbi entity
+    for before, after in zip(docs, thresholded):
+        kept = [(s.start, s.end, s.label_) for s, p in zip(before.spans["crf_ner"], before.spans["crf_ner"].attrs["scores"]) if p >= cut]
+        assert [(e.start, e.end, e.label_) for e in after.ents] == kept
+    assert sum(len(d.ents) for d in thresholded) == sum(len(d.ents) for d in docs) - 1
+
+
+def test_candidates_are_unchosen_spans_above_the_floor():
+    nlp = trained_nlp(candidates_key="near_misses", candidate_floor=0.01)
+    doc = nlp("口服阿司匹林后复查血常规，术后予奥沙利铂化疗")
+    chosen = {(e.start, e.end, e.label_) for e in doc.ents}
+    group = doc.spans["near_misses"]
+    assert len(group) == len(group.attrs["scores"])
+    assert all(p >= 0.01 for p in group.attrs["scores"])
+    assert not chosen & {(s.start, s.end, s.label_) for s in group}
+    # Exact: the same probability as scoring that span directly.
+    pipe = nlp.get_pipe("crf_ner")
+    emissions = pipe.model.predict([nlp.make_doc(doc.text)])
+    spans = numpy.array([[s.start, s.end, pipe.labels.index(s.label_)] for s in group]).reshape(-1, 3)
+    direct = pipe.decoder.entity_probabilities(emissions, [spans], pipe.tag_scheme)[0]
+    numpy.testing.assert_allclose(direct, group.attrs["scores"], rtol=1e-5)
+
+
+def test_spans_key_null_sets_no_scores():
+    nlp = trained_nlp(spans_key=None)
+    doc = nlp(TRAIN_DATA[0][0])
+    assert "crf_ner" not in doc.spans and len(doc.ents) == 2
+
+
+@pytest.mark.parametrize(
+    "settings,option",
+    [({"threshold": 1.5}, "threshold"), ({"candidate_floor": -0.1}, "candidate_floor"), ({"threshold": 0.5, "spans_key": None}, "threshold")],
+)
+def test_bad_score_options_name_the_option(settings, option):
+    nlp = spacy.blank("zh")
+    with pytest.raises(ValueError, match=f"Option '{option}'"):
+        nlp.add_pipe("crf_ner", config=settings)
+
+
+def test_label_colours_ship_with_the_pipeline(tmp_path):
+    """A loaded pipeline registers its labels' colours, so displaCy needs no options."""
+    from spacy import displacy
+    from spacy.util import registry
+
+    from spacy_medner.display import REGISTRY_NAME
+
+    nlp = spacy.blank("zh")
+    nlp.add_pipe("crf_ner", config=ner_config())
+    egs = [Example.from_dict(nlp.make_doc("患者有头痛症状"), {"entities": [(3, 5, "症状和体征X")]})] + examples(nlp)
+    nlp.initialize(lambda: egs)
+    colors = nlp.get_pipe("crf_ner").cfg["colors"]
+    assert set(colors) == set(nlp.get_pipe("crf_ner").labels) and len(set(colors.values())) == len(colors)
+    nlp.to_disk(tmp_path / "nlp")
+    registry.displacy_colors.register(REGISTRY_NAME, func={})  # as in a fresh process
+    reloaded = spacy.load(tmp_path / "nlp")
+    doc = reloaded.make_doc("患者有头痛症状")
+    doc.ents = [Span(doc, 3, 5, label="症状和体征X")]
+    assert colors["症状和体征X"] in displacy.render(doc, style="ent")
