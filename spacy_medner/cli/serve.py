@@ -33,7 +33,7 @@ def serve_cli(
     max_batch_texts: int = typer.Option(128, "--max-batch-texts", help="Most texts in one request (413 above)."),
     max_body_bytes: int = typer.Option(2_000_000, "--max-body-bytes", help="Largest request body, in bytes (413 above)."),
     batching: bool = typer.Option(True, "--batching/--no-batching", help="Gather concurrent requests into one model call."),
-    batch_wait_ms: float = typer.Option(5.0, "--batch-wait-ms", help="How long a batch waits for more requests after its first."),
+    batch_wait_ms: float = typer.Option(5.0, "--batch-wait-ms", help="Most milliseconds a batch waits for requests already received and still being read (a lone request never waits)."),
     batch_max_texts: int = typer.Option(64, "--batch-max-texts", help="Most texts gathered into one model call."),
     spans_key: str = typer.Option("crf_ner", "--spans-key", help="doc.spans key holding the entity scores."),
     code: Optional[Path] = typer.Option(None, "--code", help="Python file with custom components the pipeline needs (as in `spacy train --code`)."),

@@ -12,9 +12,6 @@ import pytest
 
 from ..conftest import ROOT, TRAIN_DATA
 
-pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install -e '.[serve,test]'")
-pytest.importorskip("uvicorn", reason="the serve extra is not installed: pip install -e '.[serve,test]'")
-
 CHAR_EMBED = {"@architectures": "spacy_medner.CharEmbed.v1", "width": 32, "bigram_width": 16, "rows": 2000, "bigram_rows": 2000}
 ENCODER = {"@architectures": "spacy_medner.SequenceEncoder.v1", "tok2vec": CHAR_EMBED, "rnn": "gru", "rnn_width": 64,
            "attention": None, "residual": False, "dropout": 0.0}
@@ -111,7 +108,10 @@ class Server:
 
 @pytest.fixture(scope="session")
 def start_server(served_model, tmp_path_factory) -> Iterator:
-    """start_server(*options, env=None) → a Server, already listening."""
+    """start_server(*options, env=None, ready=True, model=None) → a Server,
+    listening (and with the model loaded when `ready`)."""
+    for module in ("fastapi", "uvicorn"):
+        pytest.importorskip(module, reason="the serve extra is not installed: pip install -e '.[serve,test]'")
     servers = []
 
     def start(*options: str, env: Optional[dict] = None, ready: bool = True, model: Optional[Path] = None) -> Server:

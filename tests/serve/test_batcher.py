@@ -5,11 +5,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import List
 
-import pytest
-
-pytest.importorskip("fastapi", reason="the serve extra is not installed")
-
-from spacy_medner.serve.batcher import MicroBatcher  # noqa: E402
+from spacy_medner.serve.batcher import MicroBatcher
 
 
 class Recorder:
