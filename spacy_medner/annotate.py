@@ -26,12 +26,13 @@ characters. `split_length=0` predicts every record whole: cost still grows
 linearly with length (the BiGRU is linear), but one 100,000-character record
 then holds one worker for its whole length.
 
-Threads: a single-process job gives torch `threads` intra-op threads
-(default: `spacy_medner.threads.worker_threads(1)`, all the cores). With
-`n_process` > 1 the parent is pinned to one thread before loading the
-pipeline, so libgomp never starts a thread team there, and each forked
-worker takes `threads` (default: its share of the cores), see
-`spacy_medner.threads`.
+Threads: every worker (the one process, each of `n_process` forked workers)
+runs torch with `threads` intra-op threads, 1 by default
+(`spacy_medner.threads.worker_threads`: on a machine that is not idle, one
+thread per process is many times faster than one per core). With
+`n_process` > 1 the parent is pinned to one thread before it loads the
+pipeline, so libgomp never starts a thread team there and forked workers may
+take more than one thread safely.
 """
 import json
 import os
@@ -137,7 +138,7 @@ def load_pipeline(model: str, options: AnnotateOptions):
     except (OSError, IOError, ValueError) as err:
         raise AnnotateError(f"{model}: cannot load the pipeline ({str(err).splitlines()[0]})") from None
     if options.n_process == 1:
-        limit_threads(options.threads or worker_threads(1))
+        limit_threads(options.threads or worker_threads(options.n_process))
     return nlp
 
 

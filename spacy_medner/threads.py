@@ -21,8 +21,15 @@ processes with one thread per core each crawl when they share the cores.
 Raise it only for workers started with the "spawn" or "forkserver" method,
 or from a parent that never ran torch with more than one thread.
 
-`worker_threads(n_workers)` is the share for one of n workers (the cores
-divided among them, at least 1), overridable by `SPACY_MEDNER_THREADS`.
+`worker_threads()` is the thread count of one annotate worker: 1, unless
+`SPACY_MEDNER_THREADS` (or `annotate --threads`) says otherwise, and never
+meant to exceed the worker's share of the cores (`cores_share(n_workers)`).
+Why 1 and not the share: measured on this project's 2-core machine while
+other processes ran (benchmarks/annotate_throughput.py), one process of the
+test pipeline predicted 3,774 chars/s with 1 thread and 313 with 2; OpenMP's
+spinning barriers cost more than the BiGRU's small matrix products gain. Use
+the cores with more processes (`--n-process`), which share nothing, and
+raise the threads only on a machine that is otherwise idle.
 """
 import os
 import sys
@@ -30,6 +37,7 @@ from typing import Optional
 
 THREADS_ENV = "SPACY_MEDNER_THREADS"
 FORK_THREADS_ENV = "SPACY_MEDNER_FORK_THREADS"
+DEFAULT_THREADS = 1
 
 _hook_installed = False
 
@@ -56,14 +64,18 @@ def _env_int(name: str) -> Optional[int]:
     return number
 
 
-def worker_threads(n_workers: int = 1, cores: Optional[int] = None) -> int:
-    """The intra-op threads of one of `n_workers` workers sharing this machine:
-    `SPACY_MEDNER_THREADS` when set, else the cores divided among the workers."""
-    override = _env_int(THREADS_ENV)
-    if override is not None:
-        return override
+def cores_share(n_workers: int = 1, cores: Optional[int] = None) -> int:
+    """The cores divided among `n_workers` workers, at least 1."""
     cores = available_cores() if cores is None else cores
     return max(1, cores // max(1, n_workers))
+
+
+def worker_threads(n_workers: int = 1, cores: Optional[int] = None) -> int:
+    """The intra-op threads of one of `n_workers` workers: `SPACY_MEDNER_THREADS`
+    when set, else DEFAULT_THREADS (1) capped at the worker's share of the cores
+    (see the module docstring for why not the whole share)."""
+    override = _env_int(THREADS_ENV)
+    return override if override is not None else min(DEFAULT_THREADS, cores_share(n_workers, cores))
 
 
 def fork_threads() -> int:

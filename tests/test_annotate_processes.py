@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from spacy_medner.threads import FORK_THREADS_ENV, THREADS_ENV, fork_threads, worker_threads
+from spacy_medner.threads import FORK_THREADS_ENV, THREADS_ENV, cores_share, fork_threads, worker_threads
 
 from .io.trained import sample_texts, trained_pipeline
 
@@ -26,10 +26,10 @@ print(json.dumps({"one": one, "two": two}))
 """
 
 
-def run_script(*args, timeout=180):
+def run_script(*args, timeout=180, script=SCRIPT):
     """Run SCRIPT in its own process group, killed whole (hung workers included) on timeout."""
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", FORK_THREADS_ENV)}
-    process = subprocess.Popen([sys.executable, "-c", SCRIPT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    process = subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, env=env, start_new_session=True)
     try:
         stdout, stderr = process.communicate(timeout=timeout)
@@ -53,17 +53,28 @@ def test_n_process_2_returns_the_entities_of_one_process():
     assert sum(map(len, out["one"])) > 0  # the pipeline predicts something to compare
 
 
-def test_worker_threads_share_the_cores(monkeypatch):
+def test_thread_counts_and_their_overrides(monkeypatch):
     monkeypatch.delenv(THREADS_ENV, raising=False)
     monkeypatch.delenv(FORK_THREADS_ENV, raising=False)
-    assert worker_threads(1, cores=8) == 8
-    assert worker_threads(3, cores=8) == 2
-    assert worker_threads(16, cores=8) == 1
+    assert cores_share(1, cores=8) == 8
+    assert cores_share(3, cores=8) == 2
+    assert cores_share(16, cores=8) == 1
+    assert worker_threads() == 1
     assert fork_threads() == 1
     monkeypatch.setenv(THREADS_ENV, "3")
-    assert worker_threads(2, cores=8) == 3
+    assert worker_threads() == 3
     monkeypatch.setenv(THREADS_ENV, "zero")
     with pytest.raises(ValueError, match=THREADS_ENV):
-        worker_threads(2)
+        worker_threads()
     monkeypatch.setenv(FORK_THREADS_ENV, "0")
     assert fork_threads() == 1  # the hook never raises in a child
+
+
+def test_forked_workers_may_take_more_threads_when_the_parent_ran_one():
+    """annotate --n-process pins the parent to one thread, so that its workers can
+    take more: no libgomp team was formed before the fork."""
+    script = SCRIPT.replace("torch.set_num_threads(2)", "torch.set_num_threads(1); import os; os.environ['SPACY_MEDNER_FORK_THREADS'] = '2'")
+    result = run_script(str(trained_pipeline()), json.dumps(sample_texts(40), ensure_ascii=False), script=script)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["two"] == out["one"]

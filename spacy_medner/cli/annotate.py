@@ -33,7 +33,7 @@ def annotate_cli(
     no_text: bool = typer.Option(False, "--no-text", help="Leave the text out of entities/Parquet rows (ids and entities only)."),
     batch_size: int = typer.Option(64, "--batch-size", help="Records per nlp.pipe batch."),
     n_process: int = typer.Option(1, "--n-process", help="Worker processes (local engine)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads per worker (default: the cores divided among the workers; env SPACY_MEDNER_THREADS)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads per worker (default 1, or env SPACY_MEDNER_THREADS; use --n-process for more cores)."),
     max_chars: int = typer.Option(1_000_000, "--max-chars", help="Longer records are reported in the errors file, not predicted (0: no limit)."),
     split_length: int = typer.Option(2000, "--split-length", help="Predict longer records in pieces cut at sentence ends, merged back (0: whole)."),
     chunk_size: int = typer.Option(1000, "--chunk-size", help="Records per commit: a killed job loses at most one chunk."),
