@@ -88,17 +88,20 @@ def entity_colors(html: str) -> Dict[str, str]:
     """label → background colour of every entity displaCy rendered."""
     colors: Dict[str, str] = {}
     marks = re.findall(r'<mark class="entity" style="background: ([^;]+);.*?<span[^>]*>([^<]+)</span>', html, re.S)
-    for background, label in marks:
-        assert colors.setdefault(label.strip(), background) == background, f"{label} drawn in two colours"
+    for background, shown in marks:
+        # visualize --scores shows "LABEL 0.93": each entity's probability, in its label's colour.
+        label, score = re.fullmatch(r"(.+?)(?: ([01]\.\d\d))?", shown.strip()).groups()
+        assert colors.setdefault(label, background) == background, f"{label} drawn in two colours"
     return colors
 
 
 def check_finished_project(project: Path, package: str, dev: Path) -> Dict[str, str]:
     """Every output of the workflow is there and consistent; returns the HTML's colours."""
-    metrics = srsly.read_json(project / "metrics" / "dev.json")
-    packaged = srsly.read_json(project / "metrics" / "dev-package.json")
-    for key in ("ents_p", "ents_r", "ents_f", "ents_per_type"):
+    metrics = srsly.read_json(project / "metrics" / "dev" / "metrics.json")
+    packaged = srsly.read_json(project / "metrics" / "dev-package" / "metrics.json")
+    for key in ("ents_p", "ents_r", "ents_f", "ents_per_type", "temperature", "calibration"):
         assert metrics[key] == packaged[key], key
+    assert (project / "metrics" / "dev" / "reliability.png").exists()
     wheels = list((project / "packages").glob(f"*/dist/{package}-0.1.0-py3-none-any.whl"))
     assert len(wheels) == 1, list((project / "packages").rglob("*.whl"))
     html = (project / "visualize" / "ents.html").read_text(encoding="utf8")
@@ -111,6 +114,7 @@ def check_finished_project(project: Path, package: str, dev: Path) -> Dict[str, 
     # The lock records the user's absolute paths as the convert step's inputs.
     lock = srsly.read_yaml(project / "project.lock")
     assert Path(lock["convert"]["deps"][1]["path"]) == dev
+    assert re.search(r"<span[^>]*>[^<]+ [01]\.\d\d</span>", html), "no entity shows its probability"
     return entity_colors(html)
 
 
@@ -138,7 +142,7 @@ def test_all_on_a_ccks2019_corpus_given_by_absolute_paths(tmp_path):
         colors = check_finished_project(project, package, data / "dev.txt")
     finally:
         uninstall(package)
-    trained = srsly.read_json(project / "metrics" / "dev.json")
+    trained = srsly.read_json(project / "metrics" / "dev" / "metrics.json")
     assert trained["ents_f"] > 0.5, trained  # model-best is the trained model, not step 0's
     labels = sorted({OWN_LABELS[label] for record in records for _, _, label in record["label"]})  # the model's
     assert len(colors) >= 3 and set(colors) <= set(labels), colors

@@ -15,12 +15,13 @@ def calibrate_cli(
     data: Path = typer.Argument(..., help="Dev data (.spacy DocBin) with gold entities."),
     output: Path = typer.Option(..., "--output", "-o", help="Where to save the calibrated pipeline."),
     per_label: bool = typer.Option(False, "--per-label", help="Also fit and save one temperature per label."),
+    gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run on; -1 for CPU."),
 ) -> None:
     """Fit the temperature of crf_ner's entity probabilities on dev data; the
     entities themselves do not change."""
     from ..calibration import EntityOutcomes, calibrate, crf_ner_pipe
 
-    nlp = load_model(model)
+    nlp = load_model(model, gpu_id)
     try:
         name, pipe = crf_ner_pipe(nlp, source=model)
     except ValueError as err:

@@ -14,7 +14,9 @@ from wasabi import msg
 from . import app, fail
 
 
-def load_model(model: str):
+def load_model(model: str, gpu_id: int = -1):
+    if gpu_id >= 0:
+        spacy.require_gpu(gpu_id)  # before loading, so every torch module is placed on the GPU
     try:
         return spacy.load(model)
     except (OSError, IOError) as err:
@@ -40,6 +42,7 @@ def evaluate_cli(
     output: Path = typer.Option(..., "--output", "-o", help="Folder for metrics.json, reliability.png and threshold.png."),
     threshold: float = typer.Option(None, "--threshold", help="Evaluate with this entity threshold instead of the pipeline's."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write the PNG plots (needs matplotlib)."),
+    gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run on; -1 for CPU."),
 ) -> None:
     """Exact-match P/R/F (spaCy's scorer), entity-level ECE and Brier score,
     the reliability diagram, precision and recall against the threshold, and
@@ -48,7 +51,7 @@ def evaluate_cli(
 
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         fail(f"--threshold must be a probability in [0, 1], got {threshold}")
-    nlp = load_model(model)
+    nlp = load_model(model, gpu_id)
     try:
         _, pipe = crf_ner_pipe(nlp, source=model)
     except ValueError as err:
