@@ -36,3 +36,21 @@ def sample_texts(n: int):
     """n short clinical-style texts, varied so that batches differ."""
     base = [text for text, _ in TRAIN_DATA] + ["患者无明显诱因出现咳嗽。", "复查腹部CT示肝脏多发占位，予阿司匹林口服。"]
     return [base[i % len(base)] + ("。" * (i % 3)) for i in range(n)]
+
+
+def assert_same_records(got, expected, score_tolerance=1e-3):
+    """Records equal field by field, entities exactly, scores within a tolerance:
+    a crf_ner score is a float whose last digits depend on which records share
+    its batch (padding changes the summation order), so two runs that batch
+    differently (--n-process, Ray, a resumed run) agree on it to about 1e-5."""
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected):
+        a_entities, b_entities = a.get("entities") or [], b.get("entities") or []
+        assert {k: v for k, v in a.items() if k != "entities"} == {k: v for k, v in b.items() if k != "entities"}
+        assert len(a_entities) == len(b_entities), (a, b)
+        for x, y in zip(a_entities, b_entities):
+            x_score, y_score = x.get("score"), y.get("score")
+            assert {k: v for k, v in x.items() if k != "score"} == {k: v for k, v in y.items() if k != "score"}
+            assert (x_score is None) == (y_score is None)
+            if x_score is not None:
+                assert abs(x_score - y_score) <= score_tolerance, (x, y)
