@@ -41,7 +41,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from .corpora.segment import segment
 from .io.entities import DEFAULT_SPANS_KEY, doc_entities
@@ -109,10 +109,6 @@ def bad_record_reason(record: InputRecord, text_field: str, max_chars: int) -> O
 
 def reason_category(reason: str) -> str:
     return reason.split(":")[0].split(" (")[0]
-
-
-def error_row(record: InputRecord, reason: str) -> dict:
-    return {"source": record.source, "line": record.line, "id": record.id, "reason": reason}
 
 
 def default_errors_path(output: Path) -> Path:
@@ -212,7 +208,7 @@ class AnnotateJob:
         self.complete = False
 
     # -- start, resume ----------------------------------------------------------------------------
-    def _prepare(self) -> None:
+    def prepare(self) -> None:
         exists = self.output.exists() or self.progress_file.exists()
         if exists and not (self.options.resume or self.options.overwrite):
             raise AnnotateError(f"{self.output} exists; pass --resume to continue it or --overwrite to start again")
@@ -239,7 +235,7 @@ class AnnotateJob:
                 self.errors.start()
             self.written_ids = set(self.writer.written_ids())
 
-    def _commit(self, rows: List[dict], docs: list, error_rows: List[dict], complete: bool = False) -> None:
+    def commit(self, rows: List[dict], docs: list, error_rows: List[dict], complete: bool = False) -> None:
         from .cli import write_atomic
 
         self.writer.write(rows, docs)
@@ -272,7 +268,7 @@ class AnnotateJob:
 
     def run(self) -> Summary:
         started = time.monotonic()
-        self._prepare()
+        self.prepare()
         if self.complete:
             return self.summary
         nlp = load_pipeline(self.model, self.options)
@@ -315,10 +311,10 @@ class AnnotateJob:
                 progress.update(1, chars)
             if in_chunk >= options.chunk_size:
                 self.summary.reasons = dict(reasons)
-                self._commit(rows, docs, error_rows)
+                self.commit(rows, docs, error_rows)
                 rows, docs, error_rows, in_chunk = [], [], [], 0
         self.summary.reasons = dict(reasons)
-        self._commit(rows, docs, error_rows, complete=True)
+        self.commit(rows, docs, error_rows, complete=True)
         if progress:
             progress.close()
         self.summary.seconds = round(time.monotonic() - started, 3)
@@ -348,4 +344,4 @@ def annotate(model: str, inputs: Sequence[Path], output: Path, errors: Optional[
 
 
 __all__ = ["AnnotateError", "AnnotateJob", "AnnotateOptions", "InputError", "OutputError", "Summary", "annotate",
-           "bad_record_reason", "error_row", "merge_pieces"]
+           "bad_record_reason", "merge_pieces"]

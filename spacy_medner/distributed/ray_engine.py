@@ -124,7 +124,7 @@ def annotate_ray(model: str, inputs: Sequence[Path], output: Path, errors: Optio
     import time
 
     started = time.monotonic()
-    job._prepare()
+    job.prepare()
     if not ray.is_initialized():
         if address:
             ray.init(address=address, log_to_driver=False)
@@ -184,9 +184,9 @@ def _write(job: AnnotateJob, results, progress: Optional[Progress]) -> None:
             progress.update(1, chars)
         if in_chunk >= options.chunk_size:
             summary.reasons = dict(reasons)
-            job._commit(rows, [], error_rows)
+            job.commit(rows, [], error_rows)
             rows, error_rows, in_chunk = [], [], 0
     summary.reasons = dict(reasons)
-    job._commit(rows, [], error_rows, complete=True)
+    job.commit(rows, [], error_rows, complete=True)
     if progress:
         progress.close()
