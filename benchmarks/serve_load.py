@@ -20,7 +20,9 @@ A cell is N requests from C client threads, each with its own keep-alive
 connection: single-text requests `{"text"}` and batch requests of
 `--batch-texts` texts `{"texts"}`. It reports requests/s, characters/s, p50
 and p99 latency, and errors: a non-200 answer, or entities that differ from
-`nlp.pipe`'s in this process (so the figures are of correct answers only).
+`nlp.pipe`'s in this process (offsets and labels exactly, scores to 1e-3,
+since crf_ner's probabilities move in their last digits with the texts that
+share a batch), so the figures are of correct answers only.
 The client shares the CPU with the server, as it would with an app on the
 same host.
 """
@@ -114,6 +116,17 @@ class Server:
         self._out.close()
 
 
+def same_answer(got, expected, tolerance: float = 1e-3) -> bool:
+    """Same entities, scores equal to `tolerance` (see the module docstring)."""
+    if isinstance(got, dict) and isinstance(expected, dict):
+        return set(got) == set(expected) and all(
+            abs(got[k] - expected[k]) <= tolerance if k == "score" else same_answer(got[k], expected[k], tolerance) for k in got
+        )
+    if isinstance(got, list) and isinstance(expected, list):
+        return len(got) == len(expected) and all(same_answer(g, e, tolerance) for g, e in zip(got, expected))
+    return got == expected
+
+
 def run_cell(port: int, bodies: List[Tuple[bytes, int, object]], concurrency: int) -> Dict:
     """Send every body once from `concurrency` threads; latencies and answers."""
     n = len(bodies)
@@ -145,7 +158,7 @@ def run_cell(port: int, bodies: List[Tuple[bytes, int, object]], concurrency: in
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - start
-    errors = sum(1 for (status, data), body in zip(answers, bodies) if status != 200 or json.loads(data) != body[2])
+    errors = sum(1 for (status, data), body in zip(answers, bodies) if status != 200 or not same_answer(json.loads(data), body[2]))
     ordered = sorted(latencies)
     return {
         "requests": n, "seconds": round(wall, 3), "requests_per_second": round(n / wall, 1),
