@@ -67,18 +67,54 @@ def forward_backward(
     with tag k; beta (B, T, K): log-sum of the scores of the rest of the path
     after token t given tag k (`end` at each row's last token); log Z (B,).
     So alpha + beta - log Z is the log marginal of tag k at token t. Values
-    on padding are meaningless."""
+    on padding are meaningless.
+
+    The scaled forward-backward algorithm (Rabiner 1989): each step is a
+    (B, K) × (K, K) matrix product in probability space, renormalised, with
+    the log of the scale kept aside; in float64, so that forbidden moves
+    (exp(-inf) = 0) and long documents cost no precision. Several times
+    faster on CPU than a logsumexp over (B, K, K) per step. No gradients
+    flow through it: it serves prediction only (training uses
+    `log_partition`).
+    """
     B, T, K = scores.shape
-    alphas = [start + scores[:, 0]]
-    for t in range(1, T):
-        step = torch.logsumexp(alphas[-1].unsqueeze(2) + transitions + scores[:, t].unsqueeze(1), dim=1)
-        alphas.append(torch.where(mask[:, t].unsqueeze(1), step, alphas[-1]))
-    betas = [end.expand(B, K)]
-    for t in range(T - 2, -1, -1):
-        step = torch.logsumexp(transitions + (scores[:, t + 1] + betas[-1]).unsqueeze(1), dim=2)
-        betas.append(torch.where(mask[:, t + 1].unsqueeze(1), step, end.expand(B, K)))
-    alpha, beta = torch.stack(alphas, dim=1), torch.stack(betas[::-1], dim=1)
-    return alpha, beta, torch.logsumexp(alphas[-1] + end, dim=1)
+    scores, start, transitions, end = (x.to(torch.float64) for x in (scores, start, transitions, end))
+    shift = scores.max(dim=2, keepdim=True).values  # (B, T, 1), keeps exp() in range
+    shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
+    emit = (scores - shift).exp()
+    moves, final = transitions.exp(), end.exp()
+    valid = mask.unsqueeze(2)  # (B, T, 1)
+    alphas, log_scales = [], []
+    a = start.exp() * emit[:, 0]
+    for t in range(T):
+        if t:
+            a = torch.where(valid[:, t], (alphas[-1] @ moves) * emit[:, t], alphas[-1])
+        scale = a.sum(dim=1, keepdim=True)
+        alphas.append(a / scale)
+        log_scales.append(torch.where(valid[:, t], scale.log() + shift[:, t], torch.zeros_like(scale)))
+    log_alpha = torch.stack(alphas, dim=1).log() + torch.cumsum(torch.stack(log_scales, dim=1), dim=1)
+    last_alpha = (alphas[-1] * final).sum(dim=1).log()
+    log_z = last_alpha + torch.stack(log_scales, dim=1).sum(dim=1).squeeze(1)
+    # Backward: b_t = moves @ (emit_{t+1} * b_{t+1}), restarted at `end` where t + 1 is padding.
+    restart = (final / final.sum()).expand(B, K)
+    betas, beta_scales = [], []
+    b = restart
+    for t in range(T - 1, -1, -1):
+        goes_on = valid[:, t + 1] if t + 1 < T else torch.zeros_like(valid[:, 0])
+        if t + 1 < T:
+            step = (emit[:, t + 1] * betas[-1]) @ moves.T
+            scale = step.sum(dim=1, keepdim=True)
+            b = torch.where(goes_on, step / scale, restart)
+            log_scale = torch.where(goes_on, scale.log() + shift[:, t + 1], final.sum().log().expand(B, 1))
+        else:
+            b, log_scale = restart, final.sum().log().expand(B, 1)
+        betas.append(b)
+        beta_scales.append(torch.where(valid[:, t], log_scale, torch.zeros_like(log_scale)))
+    betas.reverse()
+    beta_scales.reverse()
+    suffix = torch.flip(torch.cumsum(torch.flip(torch.stack(beta_scales, dim=1), [1]), dim=1), [1])
+    log_beta = torch.stack(betas, dim=1).log() + suffix
+    return log_alpha, log_beta, log_z
 
 
 class TagDecoderModule(nn.Module):

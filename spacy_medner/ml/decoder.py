@@ -26,6 +26,7 @@ from thinc.types import Floats2d, Ints1d
 
 from ..tags import TagScheme
 from .crf import TagDecoderModule
+from .encoder import length_buckets
 from .lazy_torch import build_torch_module, lazy_torch_shim
 
 
@@ -74,7 +75,15 @@ class TagDecoder(Model):
         """Per doc, the probability of each span (n, 3: start, end, label
         index) being exactly one entity under the model at `temperature`,
         summed over all legal tag paths (`TagDecoderModule.entity_log_probs`),
-        batched over docs and entities."""
+        batched over docs of similar length and their entities."""
+        out = [numpy.zeros(len(s), dtype="float32") for s in spans]
+        for group in self._by_length(emissions):
+            probs = self._entity_probabilities([emissions[i] for i in group], [spans[i] for i in group], scheme, temperature)
+            for i, p in zip(group, probs):
+                out[i] = p
+        return out
+
+    def _entity_probabilities(self, emissions, spans, scheme: TagScheme, temperature: float) -> List[numpy.ndarray]:
         out = [numpy.zeros(len(s), dtype="float32") for s in spans]
         if not any(len(s) for s in spans):
             return out
@@ -103,14 +112,13 @@ class TagDecoder(Model):
     def tag_marginals(self, emissions: List[Floats2d], temperature: float = 1.0) -> List[numpy.ndarray]:
         """Per doc, (n_tokens, n_tags) marginal probability of each tag."""
         out = [numpy.zeros((len(e), self.get_dim("nO")), dtype="float32") for e in emissions]
-        if not any(len(e) for e in emissions):
-            return out
-        X, mask, rows = self._pad(emissions)
-        inputs = ArgsKwargs(args=(X, mask), kwargs={"mode": "tag_marginals", "temperature": float(temperature)})
-        marginals, _ = self.shims[0](inputs, is_train=False)
-        marginals = self.ops.to_numpy(torch2xp(marginals))
-        for row, i in enumerate(rows):
-            out[i] = numpy.asarray(marginals[row, : len(emissions[i])], dtype="float32")
+        for group in self._by_length(emissions):
+            X, mask, _ = self._pad([emissions[i] for i in group])
+            inputs = ArgsKwargs(args=(X, mask), kwargs={"mode": "tag_marginals", "temperature": float(temperature)})
+            marginals, _ = self.shims[0](inputs, is_train=False)
+            marginals = self.ops.to_numpy(torch2xp(marginals))
+            for row, i in enumerate(group):
+                out[i] = numpy.asarray(marginals[row, : len(emissions[i])], dtype="float32")
         return out
 
     def loss(self, emissions: List[Floats2d], gold: Sequence[numpy.ndarray]) -> Tuple[float, List[Floats2d]]:
@@ -136,6 +144,14 @@ class TagDecoder(Model):
         for row, i in enumerate(rows):
             d_emissions[i] = self.ops.asarray2f(dX[row, : len(emissions[i])])
         return float(per_doc.detach().sum()) / len(emissions), d_emissions
+
+    def _by_length(self, emissions: List[Floats2d]) -> List[List[int]]:
+        """The non-empty docs, grouped by similar length for prediction: the
+        decoder loops over time steps, so a short record padded to a long
+        one's length would cost as much as the long one. Per-doc results do
+        not depend on the grouping."""
+        nonempty = [i for i, e in enumerate(emissions) if len(e)]
+        return [[nonempty[j] for j in group] for group in length_buckets([len(emissions[i]) for i in nonempty])]
 
     def _pad(self, emissions: List[Floats2d]) -> Tuple[torch.Tensor, torch.Tensor, List[int]]:
         """The non-empty docs' emissions as one padded (B, T, K) tensor on the
@@ -163,12 +179,12 @@ def _init(model: TagDecoder, X=None, Y=None) -> None:
 
 def _forward(model: TagDecoder, emissions: List[Floats2d], is_train: bool):
     out = [model.ops.alloc1i(len(e)) for e in emissions]
-    if any(len(e) for e in emissions):
-        X, mask, rows = model._pad(emissions)
+    for group in model._by_length(emissions):
+        X, mask, _ = model._pad([emissions[i] for i in group])
         # Decoding is not differentiable; it always runs as prediction.
         tags, _ = model.shims[0](ArgsKwargs(args=(X, mask), kwargs={"mode": "decode"}), is_train=False)
         tags = torch2xp(tags)
-        for row, i in enumerate(rows):
+        for row, i in enumerate(group):
             out[i] = tags[row, : len(emissions[i])]
 
     def backprop(d_tags: List[Ints1d]) -> List[Floats2d]:

@@ -101,3 +101,22 @@ def test_temperature_leaves_the_viterbi_path_and_sharpens_or_flattens_scores():
     for c, h, s in zip(cold, hot, spans):
         if len(s):  # the best path's entities gain probability as the distribution sharpens
             assert (c >= h - 1e-6).all()
+
+
+def test_marginals_stay_exact_on_long_documents_with_large_potentials():
+    """The scaled recursion must not under- or overflow: 5,000 tokens with
+    emissions of ±40, against the log-space forward algorithm's log Z."""
+    from spacy_medner.ml.crf import forward_backward, log_partition
+
+    decoder, scheme, _ = decoder_and_emissions("crf", "BIOES", seed=11)
+    torch.manual_seed(0)
+    emissions = torch.randn(2, 5000, len(scheme.names)) * 40
+    mask = torch.arange(5000).unsqueeze(0) < torch.tensor([5000, 1234]).unsqueeze(1)
+    moves = decoder.module.constrained_moves()
+    alpha, beta, log_z = forward_backward(emissions, mask, *moves)
+    expected = log_partition(emissions.double(), mask, *(m.double() for m in moves))
+    torch.testing.assert_close(log_z, expected, rtol=1e-9, atol=1e-6)
+    marginals = (alpha + beta - log_z[:, None, None]).exp()
+    totals = marginals.sum(dim=2)
+    torch.testing.assert_close(totals[0], torch.ones(5000, dtype=torch.float64), rtol=0, atol=1e-6)
+    torch.testing.assert_close(totals[1, :1234], torch.ones(1234, dtype=torch.float64), rtol=0, atol=1e-6)
