@@ -60,15 +60,17 @@ def annotate_cli(
         max_chars=max_chars, split_length=split_length, chunk_size=chunk_size, include_text=not no_text,
         jsonl_format=jsonl_format.value, resume=resume, overwrite=overwrite,
     )
+    progress = lambda reader: Progress(reader, log_every=log_every)  # noqa: E731
     try:
         if engine == Engine.ray:
             if resume:
                 fail("--resume is for the local engine; a Ray run is rerun whole (use --overwrite).")
             from ..distributed import annotate_ray
 
-            summary = annotate_ray(model, inputs, output, errors, options, address=ray_address or os.environ.get("RAY_ADDRESS"), actors=actors)
+            summary = annotate_ray(model, inputs, output, errors, options, address=ray_address or os.environ.get("RAY_ADDRESS"),
+                                   actors=actors, progress=progress)
         else:
-            summary = annotate(model, inputs, output, errors, options, progress=lambda reader: Progress(reader, log_every=log_every))
+            summary = annotate(model, inputs, output, errors, options, progress=progress)
     except (InputError, OutputError, AnnotateError) as err:
         fail(str(err))
     print_summary(summary, output, errors)
@@ -81,7 +83,7 @@ def print_summary(summary, output: Path, errors: Optional[Path]) -> None:
     resumed = f", {summary.resumed_at:,} committed before --resume" if summary.resumed_at else ""
     msg.info(f"{summary.records_in:,} records in{resumed}: {summary.written:,} written, {summary.errors:,} errors"
              + (f", {summary.already_written:,} already in the output" if summary.already_written else "")
-             + f", {summary.seconds:.1f} s ({rate:,.0f} records/s this run)")
+             + f", {summary.seconds:.1f} s ({rate:,.1f} records/s this run)")
     for reason, count in sorted(summary.reasons.items(), key=lambda kv: -kv[1]):
         msg.text(f"  {count:,} × {reason}")
     if summary.errors:
