@@ -28,7 +28,7 @@ def serve_cli(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)."),
     port: int = typer.Option(8000, "--port", help="Port to listen on."),
     workers: int = typer.Option(1, "--workers", help="Worker processes, each with its own copy of the model."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads per worker (default: $SPACY_MEDNER_THREADS, else cores ÷ workers)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads per worker (default 1, or env SPACY_MEDNER_THREADS; use --workers for more cores)."),
     max_text_chars: int = typer.Option(20_000, "--max-text-chars", help="Longest text accepted, in characters (413 above)."),
     max_batch_texts: int = typer.Option(128, "--max-batch-texts", help="Most texts in one request (413 above)."),
     max_body_bytes: int = typer.Option(2_000_000, "--max-body-bytes", help="Largest request body, in bytes (413 above)."),

@@ -22,10 +22,10 @@ LOAD_DELAY_ENV = "SPACY_MEDNER_SERVE_LOAD_DELAY"
 
 
 def serve_threads(threads: Optional[int], workers: int = 1) -> int:
-    """Torch intra-op threads for one worker: `--threads` if given, else the
-    package's share for one of `workers` (spacy_medner.threads: the cores
-    divided among the workers, or $SPACY_MEDNER_THREADS). Torch processes that
-    each spin up one thread per core crawl when they share the CPU."""
+    """Torch intra-op threads for one worker: `--threads` if given, else what
+    spacy_medner.threads gives any worker (1, or $SPACY_MEDNER_THREADS; its
+    docstring says why one thread beats the whole share on a busy machine).
+    More cores are used with more workers, which share nothing."""
     from ..threads import worker_threads
 
     return max(1, threads) if threads is not None else worker_threads(workers)

@@ -27,7 +27,7 @@ class ServeSettings:
     batching: bool = True
     batch_wait_ms: float = 5.0
     batch_max_texts: int = 64
-    # Torch intra-op threads of each worker; None: its share of the cores.
+    # Torch intra-op threads of each worker; None: spacy_medner.threads' default (1, or $SPACY_MEDNER_THREADS).
     threads: Optional[int] = None
     workers: int = 1
     spans_key: str = "crf_ner"
