@@ -82,8 +82,8 @@ def print_summary(summary, output: Path, errors: Optional[Path]) -> None:
     rate = summary.written / summary.seconds if summary.seconds else 0.0
     resumed = f", {summary.resumed_at:,} committed before --resume" if summary.resumed_at else ""
     msg.info(f"{summary.records_in:,} records in{resumed}: {summary.written:,} written, {summary.errors:,} errors"
-             + (f", {summary.already_written:,} already in the output" if summary.already_written else "")
-             + f", {summary.seconds:.1f} s ({rate:,.1f} records/s this run)")
+             + (f", {summary.already_written:,} already in the output" if summary.already_written else ""))
+    msg.text(f"  {summary.seconds:.1f} s, {rate:,.1f} records/s this run")
     for reason, count in sorted(summary.reasons.items(), key=lambda kv: -kv[1]):
         msg.text(f"  {count:,} × {reason}")
     if summary.errors:
