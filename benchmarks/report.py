@@ -313,6 +313,62 @@ def selection_section(metrics: Path) -> List[str]:
     return lines
 
 
+CALIBRATION_ROWS = {"raw": "as trained (T = 1)", "global": "one temperature", "per_label": "one temperature per label"}
+
+
+def entity_scores_section(metrics: Path) -> List[str]:
+    """Entity probabilities: their cost (benchmarks.entity_scores speed) and
+    their calibration on a test set (benchmarks.entity_scores calibration)."""
+    speeds = [read_result(p) for p in sorted(metrics.glob("entity_scores/speed*.json"))]
+    calibrations = [read_result(p) for p in sorted(metrics.glob("entity_scores/calibration_*.json"))]
+    if not speeds and not calibrations:
+        return []
+    lines = ["## Entity probabilities", ""]
+    for speed in speeds:
+        lines += [
+            f"Cost: `nlp.pipe` (batch 64) over {speed['n_texts']} texts ({speed['n_chars']:,} characters), "
+            f"{speed['threads']} thread(s), {_model_name(speed['model'])}, the median of {speed['rounds']} rounds that "
+            "alternate Viterbi only (`spans_key = null`) and Viterbi plus entity probabilities; the entities were checked identical.",
+            "",
+            f"Command: `{runnable(speed['command'])}`",
+            "",
+            *table(["", "chars/s"], [["Viterbi only", f"{speed['chars_per_s']['viterbi_only']:,.0f}"],
+                                     ["with entity probabilities", f"{speed['chars_per_s']['with_scores']:,.0f}"]]),
+            "",
+            f"Time with probabilities: {speed['time_ratio']:.2f}× Viterbi only (target ≤ 1.25×: {_met(speed['time_ratio'] <= 1.25)}).",
+            "",
+        ]
+    for found in calibrations:
+        test = found["test"]
+        lines += [
+            f"Calibration on {found['corpus']}: temperature fitted on dev by log-likelihood "
+            f"({found['dev']['n_entities']:,} predicted entities), scored on test ({test['n_entities']:,} predicted, "
+            f"{test['n_gold']:,} gold, precision {100 * test['precision']:.2f}). ECE: 10 equal-width bins; an entity is "
+            "correct when start, end and label match a gold entity. Review: the share of predicted entities a reviewer "
+            "must check, least confident first, for the unchecked rest to reach that precision.",
+            "",
+            f"Command: `{runnable(found['command'])}`",
+            "",
+            *table(
+                ["test", "ECE", "Brier", "NLL", "review for 98%", "review for 95%"],
+                [[title, f"{test[key]['ece']:.4f}", f"{test[key]['brier']:.4f}", f"{test[key]['nll']:.4f}",
+                  f"{100 * test[key]['review_share_98']:.1f}%", f"{100 * test[key].get('review_share_95', float('nan')):.1f}%"]
+                 for key, title in CALIBRATION_ROWS.items()],
+            ),
+            "",
+            f"Temperature {found['temperature']:.3f}; per label: "
+            + ", ".join(f"{label} {t:.2f}" for label, t in found["label_temperatures"].items()) + ".",
+            "",
+        ]
+        if found["corpus"] == "ccks2019":
+            ece = test["global"]["ece"]
+            lines += [f"Target ECE ≤ 0.03 on CCKS2019 test: {_met(ece <= 0.03)}" + ("" if ece <= 0.03 else f", by {ece - 0.03:.4f}") + ".", ""]
+        plots = ROOT / "benchmarks" / "results" / "entity_scores" / "plots" / f"{found['corpus']}-global"
+        if (plots / "reliability.png").exists():
+            lines += [f"![reliability, {found['corpus']} test, one temperature](benchmarks/results/entity_scores/plots/{found['corpus']}-global/reliability.png)", ""]
+    return lines
+
+
 def _against_last(run: Dict, rule: str) -> str:
     against = run.get("against_last", {}).get(rule)
     return "" if against is None else f" ({100 * against['better']:.0f}% / {100 * against['worse']:.0f}%)"
@@ -325,6 +381,7 @@ def report(metrics: Path, notes: Path) -> List[str]:
     records = [r for systems in seeds.values() for runs in systems.values() for r in runs]
     records += [read_result(metrics / name) for name in ("speed.json", "scaling.json") if (metrics / name).exists()]
     records += [read_result(path) for path in sorted(metrics.glob("*/selection.json"))]
+    records += [read_result(path) for path in sorted(metrics.glob("entity_scores/*.json"))]
     lines = [
         "# Benchmarks",
         "",
@@ -347,6 +404,7 @@ def report(metrics: Path, notes: Path) -> List[str]:
             lines += [f"### {corpus}", "", "Not measured in this run.", ""]
     lines += selection_section(metrics)
     lines += speed_section(metrics)
+    lines += entity_scores_section(metrics)
     lines += scaling_section(metrics)
     if notes.exists():
         lines += ["## Notes", "", "Hand-written (`--notes`, default benchmarks/notes.md), not generated:", "", notes.read_text(encoding="utf8")]

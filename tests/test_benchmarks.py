@@ -497,3 +497,28 @@ def test_crfsuite_has_no_seed_to_vary(tmp_path):
     err = run("accuracy", "demo", "--systems", "crf_ner,crfsuite", "--seed", "3", "--data", tmp_path / "data",
               "--output", tmp_path / "metrics", returncode=2)
     assert "crfsuite has no random seed" in err
+
+
+def test_entity_scores_section_reports_the_measured_figures(tmp_path):
+    """The calibration and cost tables hold the result files' numbers, and the
+    CCKS2019 ECE target is judged on the one-temperature row."""
+    from benchmarks.markdown import tables
+
+    folder = tmp_path / "entity_scores"
+    folder.mkdir()
+    row = lambda ece: {"ece": ece, "brier": 0.1, "nll": 0.4, "review_share_98": 0.5, "review_share_95": 0.25}
+    calibration = {
+        "kind": "entity_calibration", "corpus": "ccks2019", "model": "m", "temperature": 1.5, "label_temperatures": {"药物": 1.4},
+        "dev": {"n_entities": 10}, "command": "python -m benchmarks.entity_scores calibration m d t --corpus ccks2019",
+        "test": {"n_entities": 9, "n_gold": 10, "precision": 0.8, "raw": row(0.09), "global": row(0.025), "per_label": row(0.031)},
+    }
+    speed = {"kind": "entity_scores_speed", "model": "configs/cpu_default.cfg", "n_texts": 3, "n_chars": 300, "threads": 1, "rounds": 3,
+             "chars_per_s": {"viterbi_only": 1000.0, "with_scores": 900.0}, "time_ratio": 1.11, "command": "python -m benchmarks.entity_scores speed x"}
+    (folder / "calibration_ccks2019.json").write_text(json.dumps(calibration), encoding="utf8")
+    (folder / "speed_1thread.json").write_text(json.dumps(speed), encoding="utf8")
+    text = "\n".join(report.entity_scores_section(tmp_path))
+    cost, calibrated = tables(text)
+    assert [r["chars/s"] for r in cost] == ["1,000", "900"]
+    assert [r["ECE"] for r in calibrated] == ["0.0900", "0.0250", "0.0310"]
+    assert "Target ECE ≤ 0.03 on CCKS2019 test: met" in text
+    assert "≤ 1.25×: met" in text
