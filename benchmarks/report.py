@@ -369,6 +369,34 @@ def entity_scores_section(metrics: Path) -> List[str]:
     return lines
 
 
+def serve_section(metrics: Path) -> List[str]:
+    """The HTTP service under load (benchmarks.serve_load), beside nlp.pipe on the same texts."""
+    load, lines = _measured(metrics, "serve_load.json", "HTTP service under load")
+    if load is None:
+        return []
+    pipe = load["nlp_pipe"]
+    lines += [
+        f"`python -m spacy_medner serve` on loopback, {_model_name(load['model'])} (untrained: cost does not depend on "
+        f"the weights), {load['threads']} torch thread per server, {Path(load['texts']).name}. Errors count any answer "
+        "that is not 200 or whose entities differ from `nlp.pipe`'s. Batched: concurrent requests share one model call "
+        "(`--batch-wait-ms`); unbatched: `--no-batching`. Best of the rounds; the modes were measured in turn, cell by cell.",
+        "",
+        f"Command: `{runnable(load['command'])}`",
+        "",
+        f"`nlp.pipe` (batch 64) on the same texts: {pipe['pipe_batch64_chars_per_second']:,} chars/s; "
+        f"one text at a time: {pipe['one_at_a_time_chars_per_second']:,} chars/s.",
+        "",
+        *table(
+            ["request", "mode", "concurrency", "requests/s", "chars/s", "p50 ms", "p99 ms", "errors"],
+            [[c["request"], c["mode"], c["concurrency"], c["requests_per_second"], f"{c['chars_per_second']:,}",
+              c["p50_ms"], c["p99_ms"], c["errors"]] for c in load["cells"]],
+            align="llrrrrrr",
+        ),
+        "",
+    ]
+    return lines
+
+
 def _against_last(run: Dict, rule: str) -> str:
     against = run.get("against_last", {}).get(rule)
     return "" if against is None else f" ({100 * against['better']:.0f}% / {100 * against['worse']:.0f}%)"
@@ -382,6 +410,7 @@ def report(metrics: Path, notes: Path) -> List[str]:
     records += [read_result(metrics / name) for name in ("speed.json", "scaling.json") if (metrics / name).exists()]
     records += [read_result(path) for path in sorted(metrics.glob("*/selection.json"))]
     records += [read_result(path) for path in sorted(metrics.glob("entity_scores/*.json"))]
+    records += [read_result(metrics / name) for name in ("serve_load.json",) if (metrics / name).exists()]
     lines = [
         "# Benchmarks",
         "",
@@ -405,6 +434,7 @@ def report(metrics: Path, notes: Path) -> List[str]:
     lines += selection_section(metrics)
     lines += speed_section(metrics)
     lines += entity_scores_section(metrics)
+    lines += serve_section(metrics)
     lines += scaling_section(metrics)
     if notes.exists():
         lines += ["## Notes", "", "Hand-written (`--notes`, default benchmarks/notes.md), not generated:", "", notes.read_text(encoding="utf8")]
