@@ -69,3 +69,33 @@ def test_ray_parquet_equals_local_parquet_and_docbin_is_refused(cluster, tmp_pat
     assert_same_records(table("ray.parquet"), table("local.parquet"))
     with pytest.raises(OutputError, match="DocBin"):
         annotate_ray(model, inputs, tmp_path / "out.spacy", options=options)
+
+
+def test_cli_joins_an_existing_cluster_with_ray_address(cluster, tmp_path):
+    """`annotate --engine ray --ray-address ADDRESS` runs on the cluster it is
+    given (here the test's), and prints the same summary as the local engine."""
+    import os
+    import subprocess
+    import sys
+
+    from ..conftest import ROOT
+
+    model = str(trained_pipeline())
+    inputs = write_inputs(tmp_path)
+    address = ray.get_runtime_context().gcs_address
+    common = ["--id-field", "id", "--max-chars", "800", "--split-length", "100"]
+    result = subprocess.run(
+        [sys.executable, "-m", "spacy_medner", "annotate", model, *map(str, inputs), "--output", str(tmp_path / "ray.jsonl"),
+         "--engine", "ray", "--ray-address", address, "--actors", "1", *common],
+        capture_output=True, text=True, timeout=600, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "151 records in: 146 written, 5 errors" in result.stdout
+    local = subprocess.run(
+        [sys.executable, "-m", "spacy_medner", "annotate", model, *map(str, inputs), "--output", str(tmp_path / "local.jsonl"), *common],
+        capture_output=True, text=True, timeout=600, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert local.returncode == 0, local.stderr
+    read = lambda name: [json.loads(line) for line in (tmp_path / name).read_text("utf8").splitlines()]  # noqa: E731
+    assert_same_records(read("ray.jsonl"), read("local.jsonl"))
+    assert (tmp_path / "ray.errors.jsonl").read_bytes() == (tmp_path / "local.errors.jsonl").read_bytes()
