@@ -397,6 +397,43 @@ def serve_section(metrics: Path) -> List[str]:
     return lines
 
 
+def annotate_section(metrics: Path) -> List[str]:
+    """`annotate` at archive scale (benchmarks.annotate_throughput): engines, record length, memory."""
+    found = {p.stem: read_result(p) for p in sorted(metrics.glob("annotate/*.json"))}
+    if not found:
+        return []
+    lines = ["## Annotating an archive", "",
+             "`python -m spacy_medner annotate` on short demo records, one torch thread per process. Times include loading "
+             "the pipeline (and, for Ray, starting the actors; not the cluster). The machine was shared with other jobs "
+             "(its load average at the start of each run is given), so read the rows of one table against each other.", ""]
+    for name in ("throughput", "throughput_ray"):
+        if name in found:
+            run = found[name]
+            lines += [f"Command: `{runnable(run['command'])}` (load average {run['load_average_at_start'][0]:.1f})", ""]
+            if run.get("note"):
+                lines += [run["note"], ""]
+            lines += [*table(["engine", "records", "records/s", "chars/s", "peak RSS MiB (main)", "peak RSS MiB (each worker)"],
+                             [[r["engine"], f"{r['records']:,}", r["records_per_s"], f"{r['chars_per_s']:,}",
+                               r.get("peak_rss_main_mib", "–"), ", ".join(map(str, r["peak_rss_workers_mib"])) or "–"]
+                              for r in run["throughput"]]), ""]
+    if "lengths" in found:
+        run = found["lengths"]
+        lines += ["One record of each length, predicted whole (split 0) or cut at sentence ends into pieces of at most "
+                  "2,000 characters and merged back; busy: while another process trains a torch model. Flat chars/s "
+                  "means cost linear in length.", "",
+                  f"Command: `{runnable(run['command'])}`", "",
+                  *table(["machine", "length", "split", "ms/record", "chars/s"],
+                         [[{"idle": "no trainer started", "busy": "beside a trainer"}.get(r["machine"], r["machine"]), f"{r['length']:,}", f"{r['split_length']:,}", r["ms_per_record"], f"{r['chars_per_s']:,}"]
+                          for r in run["lengths"]], align="lrrrr"), ""]
+    if "memory" in found:
+        run = found["memory"]
+        lines += ["Peak memory while the input grows (streaming: it should stay flat).", "",
+                  f"Command: `{runnable(run['command'])}`", "",
+                  *table(["records", "input MiB", "seconds", "peak RSS MiB"],
+                         [[f"{r['records']:,}", r["input_mib"], r["seconds"], r["peak_rss_main_mib"]] for r in run["memory"]]), ""]
+    return lines
+
+
 def _against_last(run: Dict, rule: str) -> str:
     against = run.get("against_last", {}).get(rule)
     return "" if against is None else f" ({100 * against['better']:.0f}% / {100 * against['worse']:.0f}%)"
@@ -411,6 +448,7 @@ def report(metrics: Path, notes: Path) -> List[str]:
     records += [read_result(path) for path in sorted(metrics.glob("*/selection.json"))]
     records += [read_result(path) for path in sorted(metrics.glob("entity_scores/*.json"))]
     records += [read_result(metrics / name) for name in ("serve_load.json",) if (metrics / name).exists()]
+    records += [read_result(path) for path in sorted(metrics.glob("annotate/*.json"))]
     lines = [
         "# Benchmarks",
         "",
@@ -435,6 +473,7 @@ def report(metrics: Path, notes: Path) -> List[str]:
     lines += speed_section(metrics)
     lines += entity_scores_section(metrics)
     lines += serve_section(metrics)
+    lines += annotate_section(metrics)
     lines += scaling_section(metrics)
     if notes.exists():
         lines += ["## Notes", "", "Hand-written (`--notes`, default benchmarks/notes.md), not generated:", "", notes.read_text(encoding="utf8")]
