@@ -173,8 +173,7 @@ def memory(args, folder: Path) -> List[Dict]:
 BUSY = r"""
 import sys, time, spacy, spacy_medner
 from spacy.training import Example
-sys.path.insert(0, sys.argv[1])
-from tests.io.trained import ENCODER
+from tests.io.trained import ENCODER  # `python -c` runs with the repository root (cwd) on sys.path
 from tests.conftest import TRAIN_DATA
 nlp = spacy.blank("zh")
 nlp.add_pipe("crf_ner", config={"model": {"@architectures": "spacy_medner.EntityTagger.v1", "decoder": "crf", "encoder": {**ENCODER, "rnn_width": 256}}})
@@ -228,7 +227,7 @@ def lengths(args) -> List[Dict]:
     rows = measure("idle")
     if args.busy:
         env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-        busy = subprocess.Popen([sys.executable, "-c", BUSY, str(ROOT)], stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+        busy = subprocess.Popen([sys.executable, "-c", BUSY], stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
         try:
             assert busy.stdout.readline().strip() == "training"
             rows += measure("busy")

@@ -278,9 +278,9 @@ def scaling_section(metrics: Path) -> List[str]:
         "",
         f"Command: `{runnable(scaling['command'])}`",
         "",
-        *table(["length", "docs", "ms/doc", "chars/s"],
-               [[f"{r['length']:,}", r["docs"], r["ms_per_doc"], f"{r['chars_per_second']:,}"] for r in scaling["rows"]],
-               align="rrrr"),
+        *table(["machine", "length", "docs", "ms/doc", "chars/s"],
+               [[r.get("machine", "idle"), f"{r['length']:,}", r["docs"], r["ms_per_doc"], f"{r['chars_per_second']:,}"] for r in scaling["rows"]],
+               align="lrrrr"),
     ]
     if (ROOT / "benchmarks" / "scaling.png").exists():
         lines += ["", "![prediction time against document length](benchmarks/scaling.png)"]

@@ -1,7 +1,11 @@
-"""Prediction time against document length (100 to 10,000 characters).
+"""Prediction time against document length (100 to 100,000 characters).
 
-    python -m benchmarks.scaling MODEL [--lengths 100,300,1000,3000,10000]
-        [--chars-per-length 60000] [--threads 2] [--plot benchmarks/scaling.png] [--json OUT.json]
+    python -m benchmarks.scaling MODEL [--lengths 100,300,1000,3000,10000,30000,100000]
+        [--chars-per-length 60000] [--threads 2] [--busy] [--plot benchmarks/scaling.png] [--json OUT.json]
+
+With `--busy` every length is measured again while another process trains a
+torch model (benchmarks.annotate_throughput.BUSY), as on a hospital server
+that is rarely idle.
 
 Documents of each length are cut from the CCKS2019 test texts joined end to
 end (the demo dev set without ../shared), so every length sees the same kind
@@ -11,12 +15,15 @@ attention is windowed (attention_window), so no doc pays for its full square.
 """
 import argparse
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import torch
 
-from benchmarks.common import command_line, provenance
+from benchmarks.common import ROOT, command_line, provenance
 from benchmarks.speed import load_predictor, load_texts
 
 
@@ -29,10 +36,11 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
     parser.add_argument("--texts", type=Path)
-    parser.add_argument("--lengths", default="100,300,1000,3000,10000")
+    parser.add_argument("--lengths", default="100,300,1000,3000,10000,30000,100000")
     parser.add_argument("--chars-per-length", type=int, default=60000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--busy", action="store_true", help="also measure beside a process that trains")
     parser.add_argument("--plot", type=Path)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
@@ -43,17 +51,32 @@ def main(argv=None) -> None:
     while len(joined) < 2 * max(map(int, args.lengths.split(","))):
         joined += joined
     list(predictor.pipe(texts[:16]))  # warm-up
-    rows = []
-    for length in map(int, args.lengths.split(",")):
-        docs = docs_of_length(joined, length, args.chars_per_length)
-        start = time.perf_counter()
-        for _ in predictor.pipe(docs, batch_size=args.batch_size):
-            pass
-        seconds = time.perf_counter() - start
-        row = {"length": length, "docs": len(docs), "ms_per_doc": round(1000 * seconds / len(docs), 3),
-               "chars_per_second": round(len(docs) * length / seconds)}
-        rows.append(row)
-        print(f"{length:>6} chars: {row['ms_per_doc']:>9.2f} ms/doc, {row['chars_per_second']:,} chars/s ({len(docs)} docs)")
+    def measure(machine: str):
+        rows = []
+        for length in map(int, args.lengths.split(",")):
+            docs = docs_of_length(joined, length, args.chars_per_length)
+            start = time.perf_counter()
+            for _ in predictor.pipe(docs, batch_size=args.batch_size):
+                pass
+            seconds = time.perf_counter() - start
+            row = {"machine": machine, "length": length, "docs": len(docs), "ms_per_doc": round(1000 * seconds / len(docs), 3),
+                   "chars_per_second": round(len(docs) * length / seconds)}
+            rows.append(row)
+            print(f"{machine:>5} {length:>7} chars: {row['ms_per_doc']:>10.2f} ms/doc, {row['chars_per_second']:,} chars/s ({len(docs)} docs)")
+        return rows
+
+    rows = measure("idle")
+    if args.busy:
+        from benchmarks.annotate_throughput import BUSY
+
+        env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+        busy = subprocess.Popen([sys.executable, "-c", BUSY], stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+        try:
+            assert busy.stdout.readline().strip() == "training"
+            rows += measure("busy")
+        finally:
+            busy.kill()
+            busy.wait()
     summary = {"command": command_line(__spec__.name, argv), **provenance(), "model": args.model, "threads": args.threads, "batch_size": args.batch_size, "rows": rows}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -68,15 +91,18 @@ def plot(rows, path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    lengths = [r["length"] for r in rows]
-    ms = [r["ms_per_doc"] for r in rows]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    left.loglog(lengths, ms, "o-", label="measured")
-    left.loglog(lengths, [ms[0] * n / lengths[0] for n in lengths], "--", color="grey", label="linear from the first point")
+    for machine in dict.fromkeys(r.get("machine", "idle") for r in rows):
+        mine = [r for r in rows if r.get("machine", "idle") == machine]
+        lengths, ms = [r["length"] for r in mine], [r["ms_per_doc"] for r in mine]
+        label = "beside a training process" if machine == "busy" else "no other job started"
+        left.loglog(lengths, ms, "o-", label=label)
+        left.loglog(lengths, [ms[0] * n / lengths[0] for n in lengths], "--", color="grey")
+        right.semilogx(lengths, [r["chars_per_second"] for r in mine], "o-", label=label)
     left.set_xlabel("document length (characters)")
-    left.set_ylabel("ms per document")
+    left.set_ylabel("ms per document (dashed: linear from the first point)")
     left.legend()
-    right.semilogx(lengths, [r["chars_per_second"] for r in rows], "o-")
+    right.legend()
     right.set_ylim(bottom=0)
     right.set_xlabel("document length (characters)")
     right.set_ylabel("characters per second")
