@@ -24,6 +24,7 @@ Figures on a shared 2-core machine are noisy: each is one run, and the
 machine's load average at the start is printed beside them.
 """
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -32,7 +33,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional
 
 import psutil
 
@@ -226,15 +227,23 @@ def lengths(args) -> List[Dict]:
 
     rows = measure("idle")
     if args.busy:
-        env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-        busy = subprocess.Popen([sys.executable, "-c", BUSY], stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
-        try:
-            assert busy.stdout.readline().strip() == "training"
+        with beside_a_trainer():
             rows += measure("busy")
-        finally:
-            busy.kill()
-            busy.wait()
     return rows
+
+
+@contextlib.contextmanager
+def beside_a_trainer() -> Iterator[None]:
+    """Run the block while another process trains a torch model with torch's
+    default threads (BUSY): the busy hospital server of the annotate issue."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    busy = subprocess.Popen([sys.executable, "-c", BUSY], stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    try:
+        assert busy.stdout.readline().strip() == "training"
+        yield
+    finally:
+        busy.kill()
+        busy.wait()
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -15,15 +15,12 @@ attention is windowed (attention_window), so no doc pays for its full square.
 """
 import argparse
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-from benchmarks.common import ROOT, command_line, provenance
+from benchmarks.common import command_line, provenance
 from benchmarks.speed import load_predictor, load_texts
 
 
@@ -67,16 +64,10 @@ def main(argv=None) -> None:
 
     rows = measure("idle")
     if args.busy:
-        from benchmarks.annotate_throughput import BUSY
+        from benchmarks.annotate_throughput import beside_a_trainer
 
-        env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-        busy = subprocess.Popen([sys.executable, "-c", BUSY], stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
-        try:
-            assert busy.stdout.readline().strip() == "training"
+        with beside_a_trainer():
             rows += measure("busy")
-        finally:
-            busy.kill()
-            busy.wait()
     summary = {"command": command_line(__spec__.name, argv), **provenance(), "model": args.model, "threads": args.threads, "batch_size": args.batch_size, "rows": rows}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
