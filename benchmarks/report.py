@@ -268,6 +268,10 @@ def _model_name(model: str) -> str:
     return model
 
 
+# The machine column of the length benchmarks: "idle" means no extra process was started by the benchmark.
+MACHINE = {"idle": "no trainer started", "busy": "beside a trainer"}
+
+
 def scaling_section(metrics: Path) -> List[str]:
     scaling, lines = _measured(metrics, "scaling.json", "Scaling with document length")
     if scaling is None:
@@ -279,7 +283,7 @@ def scaling_section(metrics: Path) -> List[str]:
         f"Command: `{runnable(scaling['command'])}`",
         "",
         *table(["machine", "length", "docs", "ms/doc", "chars/s"],
-               [[r.get("machine", "idle"), f"{r['length']:,}", r["docs"], r["ms_per_doc"], f"{r['chars_per_second']:,}"] for r in scaling["rows"]],
+               [[MACHINE.get(r.get("machine", "idle")), f"{r['length']:,}", r["docs"], r["ms_per_doc"], f"{r['chars_per_second']:,}"] for r in scaling["rows"]],
                align="lrrrr"),
     ]
     if (ROOT / "benchmarks" / "scaling.png").exists():
@@ -423,7 +427,7 @@ def annotate_section(metrics: Path) -> List[str]:
                   "means cost linear in length.", "",
                   f"Command: `{runnable(run['command'])}`", "",
                   *table(["machine", "length", "split", "ms/record", "chars/s"],
-                         [[{"idle": "no trainer started", "busy": "beside a trainer"}.get(r["machine"], r["machine"]), f"{r['length']:,}", f"{r['split_length']:,}", r["ms_per_record"], f"{r['chars_per_s']:,}"]
+                         [[MACHINE.get(r["machine"], r["machine"]), f"{r['length']:,}", f"{r['split_length']:,}", r["ms_per_record"], f"{r['chars_per_s']:,}"]
                           for r in run["lengths"]], align="lrrrr"), ""]
     if "memory" in found:
         run = found["memory"]
