@@ -15,7 +15,7 @@ the review share (the least-confident predictions a reviewer must check so
 that the unchecked rest is at least 98% precise).
 """
 import math
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Sequence
 
 import numpy
 from spacy.language import Language

@@ -12,7 +12,6 @@ import spacy
 
 from spacy_medner.corpora.segment import segment
 from spacy_medner.annotate import AnnotateError, AnnotateOptions, Progress, annotate
-from spacy_medner.io.readers import InputError, RecordReader
 
 from .conftest import ROOT, TRAIN_DATA
 from .io.trained import assert_same_records, sample_texts, trained_pipeline

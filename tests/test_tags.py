@@ -5,7 +5,7 @@ import itertools
 import numpy
 import pytest
 import spacy
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 from spacy.tokens import Span
 
 from spacy_medner.tags import BIO, BIOES, SCHEMES, TagError, TagScheme, read_tags

@@ -2,6 +2,7 @@
 import shutil
 from pathlib import Path
 
+import srsly
 import typer
 from wasabi import msg
 
@@ -44,7 +45,7 @@ def calibrate_cli(
     tmp = output.with_name(f".{output.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     nlp.to_disk(tmp)
-    (tmp / "calibration.json").write_text(__import__("srsly").json_dumps(report, indent=2), encoding="utf8")
+    srsly.write_json(tmp / "calibration.json", report)
     shutil.rmtree(output, ignore_errors=True)
     tmp.rename(output)
     msg.good(f"Saved the calibrated pipeline to {output}")

@@ -12,7 +12,7 @@ import spacy
 from spacy_medner.io.entities import doc_entities
 
 from ..conftest import ROOT, TRAIN_DATA
-from .conftest import LIMITS, same_answer
+from .conftest import same_answer
 
 TEXTS = [text for text, _ in TRAIN_DATA]
 # Unseen combinations too, so the check is not only on memorised sentences.
