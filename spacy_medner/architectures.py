@@ -106,3 +106,22 @@ def lora_transformer_model_v1(
 
 
 registry.readers("spacy_medner.OversampledCorpus.v1")(create_oversampled_corpus)
+
+
+@registry.architectures("spacy_medner.SpanPointer.v1")
+def span_pointer_v1(
+    encoder: Model[List[Doc], List[Floats2d]],
+    kind: str = "global_pointer",
+    max_length: int = 16,
+    width: int = 64,
+    nO: Optional[int] = None,
+) -> Model[List[Doc], List[Floats2d]]:
+    """The span decoder of the `span_ner` component: every (start, end, label)
+    of at most `max_length` tokens scored on the encoder output, banded so
+    that cost is linear in document length. `kind`: "global_pointer" (per-label
+    start/end heads `width` wide with rotary positions) or "biaffine". `nO`
+    (the number of labels) is set by the component. See
+    spacy_medner.ml.span_pointer for the trade-offs and the loss."""
+    from .ml.span_pointer import SpanPointer
+
+    return SpanPointer(encoder, kind, max_length, width, nO)
