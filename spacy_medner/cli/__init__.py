@@ -32,6 +32,6 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 def run() -> None:
     # Importing the command modules registers their commands on `app`.
-    from . import annotate, calibrate, convert, evaluate, serve, texts  # noqa: F401
+    from . import annotate, calibrate, convert, evaluate, select, self_label, serve, texts  # noqa: F401
 
     app(prog_name=f"{Path(sys.executable).name} -m spacy_medner")
