@@ -1,0 +1,282 @@
+"""`select`: the score is the expected number of errors (exact against
+brute-force enumeration of tag paths), the top N of a streamed pool equal
+a full sort of it whatever the batch size or pool order, the same seed gives
+the same tasks, tasks carry the model's entities in Prodigy's and doccano's
+shapes, bad input fails in one line with nothing written, and a labelling
+round trips: select → gold corrections → convert → train → learned."""
+import json
+import subprocess
+import sys
+
+import numpy
+import pytest
+import spacy
+from spacy.tokens import DocBin
+from typer.testing import CliRunner
+
+from spacy_medner.labelling import (
+    SelectError, TopN, choose, expected_errors, predict_records, prodigy_task, select, tie_key,
+)
+
+from .conftest import ROOT, TRAIN_DATA
+from .io.trained import trained_pipeline
+from .ml.test_entity_probabilities import decoder_and_emissions, path_distribution
+
+# Texts in the style of TRAIN_DATA, with gold entities the trained pipeline has not seen.
+POOL = [
+    ("p0", "患者因胃癌于我院行胃癌根治术", [(3, 5, "疾病和诊断"), (9, 14, "手术")]),
+    ("p1", "口服布洛芬后复查尿常规", [(2, 5, "药物"), (8, 11, "实验室检验")]),
+    ("p2", "胸部CT示肺部多发结节", [(0, 4, "影像检查"), (5, 7, "解剖部位")]),
+    ("p3", "术后予顺铂化疗", [(3, 5, "药物")]),
+    ("p4", "患者无明显诱因出现咳嗽", []),
+    ("p5", "复查腹部CT示肝脏多发占位", [(2, 6, "影像检查"), (7, 9, "解剖部位")]),
+    ("p6", "予阿司匹林口服，复查血常规", [(1, 5, "药物"), (10, 13, "实验室检验")]),
+    ("p7", "患者因直肠癌行直肠癌根治术", [(3, 6, "疾病和诊断"), (7, 13, "手术")]),
+]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return str(trained_pipeline())
+
+
+@pytest.fixture(scope="module")
+def nlp(model):
+    return spacy.load(model)
+
+
+def write_pool(path, rows):
+    with open(path, "w", encoding="utf8") as file:
+        for row in rows:
+            file.write((row if isinstance(row, str) else json.dumps(row, ensure_ascii=False)) + "\n")
+    return path
+
+
+def pool_rows():
+    return [{"id": id_, "text": text} for id_, text, _ in POOL]
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text("utf8").splitlines()]
+
+
+# -- the score ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["BIO", "BIOES"])
+def test_expected_errors_equal_the_brute_force_expectation_of_the_error_count(name):
+    """E = Σ(1 − p) + Σ P(not O) over tokens outside entities is the expected
+    number of predicted entities the true path lacks plus tokens outside them
+    that the true path puts in an entity, with the true path drawn from the
+    model's distribution."""
+    decoder, scheme, emissions = decoder_and_emissions("crf", name, seed=5)
+    spans = [scheme.decode(ids) for ids in decoder.decode(emissions)]
+    probs = decoder.entity_probabilities(emissions, spans, scheme, 1.3)
+    marginals = decoder.tag_marginals(emissions, 1.3)
+    assert sum(len(s) for s in spans) > 0
+    for em, doc_spans, p, m in zip(emissions, spans, probs, marginals):
+        in_entity = numpy.zeros(len(em), dtype=bool)
+        for s, e, _ in doc_spans.tolist():
+            in_entity[s:e] = True
+        got, missed = expected_errors(p, m, in_entity)
+        predicted = {tuple(s) for s in doc_spans.tolist()}
+        expected = expected_missed = 0.0
+        for path, q in path_distribution(decoder, scheme, em, "crf", 1.3).items():
+            truth = {tuple(s) for s in scheme.decode(numpy.array(path)).tolist()}
+            misses = sum(1 for t, k in enumerate(path) if not in_entity[t] and k != 0)
+            expected += q * (len(predicted - truth) + misses)
+            expected_missed += q * misses
+        assert got == pytest.approx(expected, abs=5e-5)
+        assert missed == pytest.approx(expected_missed, abs=5e-5)
+
+
+def test_top_n_keeps_the_best_by_score_then_key_and_each_text_once():
+    rng = numpy.random.default_rng(0)
+    items = [(float(rng.integers(0, 5)), f"t{i % 13}", i) for i in range(60)]
+    top = TopN(7)
+    for score, text, i in items:
+        top.offer(score, tie_key(3, str(i), text), text, i)
+    best_per_text = {}
+    for score, text, i in items:
+        entry = (score, tie_key(3, str(i), text))
+        if text not in best_per_text or entry > best_per_text[text][0]:
+            best_per_text[text] = (entry, i)
+    expected = [i for _, i in sorted(best_per_text.values(), reverse=True)[:7]]
+    assert [item for _, _, item in top.best()] == expected
+    assert top.duplicates > 0
+
+
+# -- choosing from a pool ---------------------------------------------------------------------------
+
+
+def test_uncertainty_choice_is_the_top_of_a_full_sort_whatever_the_batching_and_order(nlp):
+    records = [(id_, text) for id_, text, _ in POOL]
+    everything = list(predict_records(nlp, records))
+    ranked = sorted(everything, key=lambda p: (p.score(), tie_key(0, p.id, p.text)), reverse=True)
+    chosen = choose(nlp, iter(records), 3, seed=0)
+    assert [c.predicted.id for c in chosen] == [p.id for p in ranked[:3]]
+    assert [c.score for c in chosen] == pytest.approx([100 * p.expected_errors / len(p.text) for p in ranked[:3]], rel=1e-4)
+    for batch_size in (1, 3):
+        again = choose(nlp, iter(records[::-1]), 3, seed=0, batch_size=batch_size)
+        assert [c.predicted.id for c in again] == [c.predicted.id for c in chosen]
+    # A record's entities and scores are those of nlp(text), and its misses count:
+    # a pool where the model predicts nothing is not "certain".
+    for p in everything:
+        doc = nlp(p.text)
+        assert [(e["start"], e["end"], e["label"]) for e in p.entities] == [(e.start_char, e.end_char, e.label_) for e in doc.ents]
+        assert p.expected_errors >= p.missed >= 0
+    per_record = choose(nlp, iter(records), 3, normalise=False)
+    assert [c.score for c in per_record] == sorted((p.expected_errors for p in everything), reverse=True)[:3]
+
+
+def test_random_choice_is_fixed_by_the_seed_and_predicts_only_what_it_keeps(nlp):
+    records = [(id_, text) for id_, text, _ in POOL]
+    a = [c.predicted.id for c in choose(nlp, iter(records), 4, strategy="random", seed=1)]
+    b = [c.predicted.id for c in choose(nlp, iter(records[::-1]), 4, strategy="random", seed=1, batch_size=1)]
+    assert a == b
+    keys = sorted(((tie_key(1, i, t), i) for i, t in records), reverse=True)
+    assert a == [i for _, i in keys[:4]]
+    others = {tuple(c.predicted.id for c in choose(nlp, iter(records), 4, strategy="random", seed=s)) for s in range(2, 6)}
+    assert len(others | {tuple(a)}) > 1
+
+
+def test_select_writes_prodigy_tasks_with_tokens_spans_and_meta_and_reports_bad_records(nlp, model, tmp_path):
+    pool = write_pool(tmp_path / "pool.jsonl", pool_rows()[:4] + [{"id": "x"}, '{"id": "y", "text": "unterminated', {"id": "z", "text": ""}]
+                      + pool_rows()[4:])
+    out = tmp_path / "tasks.jsonl"
+    summary = select(model, [pool], out, 5, id_field="id", nlp=nlp)
+    assert (summary.records_in, summary.scored, summary.errors, summary.selected) == (11, 8, 3, 5)
+    tasks = read_jsonl(out)
+    assert [t["meta"]["rank"] for t in tasks] == [1, 2, 3, 4, 5]
+    assert [t["meta"]["score"] for t in tasks] == sorted((t["meta"]["score"] for t in tasks), reverse=True)
+    for task in tasks:
+        doc = nlp(task["text"])
+        assert [(t["start"], t["end"], t["text"], t["ws"]) for t in task["tokens"]] == [
+            (t.idx, t.idx + len(t.text), t.text, bool(t.whitespace_)) for t in doc]
+        assert [t["id"] for t in task["tokens"]] == list(range(len(doc)))
+        assert [(s["start"], s["end"], s["token_start"], s["token_end"], s["label"]) for s in task["spans"]] == [
+            (e.start_char, e.end_char, e.start, e.end - 1, e.label_) for e in doc.ents]
+        assert task["meta"]["id"] == next(i for i, t, _ in POOL if t == task["text"])
+        assert isinstance(task["_input_hash"], int) and isinstance(task["_task_hash"], int)
+    bad = read_jsonl(tmp_path / "tasks.errors.jsonl")
+    assert [(e["line"], e["id"]) for e in bad] == [(5, "x"), (6, "6"), (7, "z")]
+    assert "missing text field 'text'" in bad[0]["reason"] and "invalid JSON" in bad[1]["reason"] and bad[2]["reason"] == "empty text"
+
+
+def test_select_cli_doccano_tasks_are_reproducible(model, tmp_path):
+    pool = write_pool(tmp_path / "pool.jsonl", pool_rows())
+    outputs = []
+    for name in ("a.jsonl", "b.jsonl"):
+        out = tmp_path / name
+        result = subprocess.run(
+            [sys.executable, "-m", "spacy_medner", "select", model, str(pool), "--n", "3", "--output", str(out),
+             "--format", "doccano", "--id-field", "id", "--seed", "4"],
+            capture_output=True, text=True, timeout=300, cwd=ROOT, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+        assert result.returncode == 0, result.stderr
+        outputs.append(out.read_bytes())
+    assert "8 records in: 8 ranked, 0 errors" in result.stdout and "Wrote 3 doccano tasks" in result.stdout
+    assert outputs[0] == outputs[1]
+    tasks = read_jsonl(tmp_path / "a.jsonl")
+    nlp = spacy.load(model)
+    for task in tasks:
+        assert task["label"] == [[e.start_char, e.end_char, e.label_] for e in nlp(task["text"]).ents]
+        assert task["meta"]["strategy"] == "uncertainty" and task["score"] == task["meta"]["score"]
+    assert not (tmp_path / "a.errors.jsonl").exists()
+
+
+# -- bad input ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def no_crf_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("blank") / "pipeline"
+    nlp = spacy.blank("zh")
+    nlp.add_pipe("sentencizer")
+    nlp.to_disk(path)
+    return str(path)
+
+
+@pytest.mark.parametrize("case,message", [
+    ("empty", "the pool is empty (it holds no records)"),
+    ("all_bad", "the pool is empty (all 2 records were bad"),
+    ("n0", "--n must be at least 1, got 0"),
+    ("no_crf", "has no crf_ner component"),
+    ("missing", "no such file"),
+    ("not_jsonl", "name the output .jsonl"),
+])
+def test_bad_input_fails_in_one_line_with_exit_1_and_nothing_written(model, no_crf_model, tmp_path, case, message):
+    from spacy_medner.cli import app
+    from spacy_medner.cli import select as _  # noqa: F401  (registers the command)
+
+    pool = write_pool(tmp_path / "pool.jsonl", {"empty": [], "all_bad": [{"text": ""}, {"text": None}]}.get(case, pool_rows()))
+    out = tmp_path / ("tasks.txt" if case == "not_jsonl" else "tasks.jsonl")
+    out.write_text("an earlier round's tasks\n") if case == "n0" else None
+    args = [no_crf_model if case == "no_crf" else model, str(tmp_path / "nope.jsonl") if case == "missing" else str(pool),
+            "--n", "0" if case == "n0" else "2", "--output", str(out)]
+    result = CliRunner().invoke(app, ["select", *args])
+    assert result.exit_code == 1, result.output
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    if case == "n0":
+        assert out.read_text() == "an earlier round's tasks\n"
+    else:
+        assert not out.exists()
+    assert not list(tmp_path.glob(".*tmp"))
+    if case == "all_bad":
+        assert len(read_jsonl(tmp_path / "tasks.errors.jsonl")) == 2
+
+
+def test_select_without_entity_scores_needs_the_random_strategy(model, tmp_path):
+    nlp = spacy.load(model, config={"components": {"crf_ner": {"spans_key": None}}})
+    with pytest.raises(SelectError, match="spans_key is null"):
+        choose(nlp, iter([("a", POOL[0][1])]), 1)
+    assert len(choose(nlp, iter([("a", POOL[0][1])]), 1, strategy="random")) == 1
+
+
+# -- a labelling round --------------------------------------------------------------------------------
+
+
+def corrected(task, fmt, gold):
+    """The task as an annotator returns it, every entity fixed to the gold ones."""
+    if fmt == "doccano":
+        return {**task, "label": [[s, e, label] for s, e, label in gold]}
+    starts = {t["start"]: t["id"] for t in task["tokens"]}
+    ends = {t["end"]: t["id"] for t in task["tokens"]}
+    spans = [{"start": s, "end": e, "token_start": starts[s], "token_end": ends[e], "label": label} for s, e, label in gold]
+    return {**task, "spans": spans, "answer": "accept"}
+
+
+@pytest.mark.parametrize("fmt", ["prodigy", "doccano"])
+def test_a_round_select_correct_convert_train_learns_the_corrected_entities(nlp, model, tmp_path, fmt):
+    from spacy.training import Example
+    from thinc.api import fix_random_seed
+
+    from spacy_medner.corpora.convert import convert
+
+    pool = write_pool(tmp_path / "pool.jsonl", pool_rows())
+    tasks_path = tmp_path / "tasks.jsonl"
+    select(model, [pool], tasks_path, 4, id_field="id", task_format=fmt, nlp=nlp)
+    tasks = read_jsonl(tasks_path)
+    gold = {text: ents for _, text, ents in POOL}
+    as_gold = lambda doc: [(e.start_char, e.end_char, e.label_) for e in doc.ents]  # noqa: E731
+    wrong_before = [t["text"] for t in tasks if as_gold(nlp(t["text"])) != gold[t["text"]]]
+    assert wrong_before, "the model already knows every chosen record: the round would teach nothing"
+    exported = tmp_path / "export.jsonl"
+    rows = [corrected(t, fmt, gold[t["text"]]) for t in tasks]
+    if fmt == "prodigy":  # an annotator's rejected task is left out by the converter
+        rows.append({**rows[0], "answer": "reject", "spans": []})
+    write_pool(exported, rows)
+    docbin, _, report = convert(fmt, [exported])
+    if fmt == "prodigy":
+        assert report.records_skipped == 1
+    learner = spacy.load(model)
+    docs = list(docbin.get_docs(learner.vocab))
+    assert {d.text: as_gold(d) for d in docs} == {t["text"]: sorted(gold[t["text"]]) for t in tasks}
+    fix_random_seed(0)
+    examples = [Example(learner.make_doc(d.text), d) for d in docs]
+    examples += [Example.from_dict(learner.make_doc(text), {"entities": ents}) for text, ents in TRAIN_DATA]
+    optimizer = learner.resume_training()
+    for _ in range(40):
+        losses = learner.update(examples, sgd=optimizer, losses={})
+    assert numpy.isfinite(losses["crf_ner"])
+    for text in wrong_before:
+        assert as_gold(learner(text)) == sorted(gold[text]), text
