@@ -11,11 +11,10 @@ import sys
 import numpy
 import pytest
 import spacy
-from spacy.tokens import DocBin
 from typer.testing import CliRunner
 
 from spacy_medner.labelling import (
-    SelectError, TopN, choose, expected_errors, predict_records, prodigy_task, select, tie_key,
+    SelectError, TopN, choose, expected_errors, predict_records, select, tie_key,
 )
 
 from .conftest import ROOT, TRAIN_DATA
@@ -206,7 +205,7 @@ def no_crf_model(tmp_path_factory):
 ])
 def test_bad_input_fails_in_one_line_with_exit_1_and_nothing_written(model, no_crf_model, tmp_path, case, message):
     from spacy_medner.cli import app
-    from spacy_medner.cli import select as _  # noqa: F401  (registers the command)
+    import spacy_medner.cli.select  # noqa: F401  (registers the command)
 
     pool = write_pool(tmp_path / "pool.jsonl", {"empty": [], "all_bad": [{"text": ""}, {"text": None}]}.get(case, pool_rows()))
     out = tmp_path / ("tasks.txt" if case == "not_jsonl" else "tasks.jsonl")
@@ -280,3 +279,62 @@ def test_a_round_select_correct_convert_train_learns_the_corrected_entities(nlp,
     assert numpy.isfinite(losses["crf_ner"])
     for text in wrong_before:
         assert as_gold(learner(text)) == sorted(gold[text]), text
+
+
+# -- the campaign's bookkeeping (benchmarks/campaign.py) ----------------------------------------------
+
+
+def test_campaign_rounds_grow_by_the_chosen_records_and_each_strategy_chooses_as_select_does(tmp_path):
+    """A tiny real campaign (an in-process tiny trainer instead of spaCy's
+    training loop): round 0 is the seeded random start, shared by the
+    strategies; every round adds per_round records never chosen before;
+    uncertainty's choice is `choose` with the previous round's model on the
+    unlabelled rest, random's the top keys of the rest."""
+    from spacy.training import Example
+    from thinc.api import fix_random_seed
+
+    from benchmarks.campaign import Trained, run_campaign, start_indices
+    from spacy_medner.corpora.records import Entity, Record
+
+    from .io.trained import ENCODER
+
+    texts = [(t, e) for t, e in TRAIN_DATA] + [(t, e) for _, t, e in POOL]
+    pool = [Record(f"r{k}", text + "。" * (k // len(texts)), [Entity(s, e, label) for s, e, label in ents])
+            for k, (text, ents) in enumerate(texts * 2)]
+    models = {}
+
+    def trainer(name, records):
+        nlp = spacy.blank("zh")
+        nlp.add_pipe("crf_ner", config={"model": {"@architectures": "spacy_medner.EntityTagger.v1", "decoder": "crf", "encoder": ENCODER}})
+        fix_random_seed(len(records))
+        examples = [Example.from_dict(nlp.make_doc(r.text), {"entities": [(e.start, e.end, e.label) for e in r.entities]}) for r in records]
+        optimizer = nlp.initialize(lambda: examples)
+        for _ in range(5):
+            nlp.update(examples, sgd=optimizer, losses={})
+        path = tmp_path / name
+        nlp.to_disk(path)
+        models[name] = ([r.id for r in records], str(path))
+        return Trained(str(path), test_f=0.5, dev_f=0.4, train_seconds=1.0)
+
+    result = run_campaign(pool, trainer, seed=3, start=4, rounds=2, per_round=3, strategies=["uncertainty", "random"])
+    initial = start_indices(len(pool), 4, 3)
+    assert initial == start_indices(len(pool), 4, 3) != start_indices(len(pool), 4, 4)
+    assert result["round0"]["selected"] == [pool[i].id for i in initial] == models["seed3-r0"][0]
+    for strategy in ("uncertainty", "random"):
+        labelled = [pool[i].id for i in initial]
+        previous = "seed3-r0"
+        for r, row in enumerate(result["strategies"][strategy], start=1):
+            assert len(row["selected"]) == 3 and not set(row["selected"]) & set(labelled)
+            rest = [(str(i), p.text) for i, p in enumerate(pool) if p.id not in labelled]
+            if strategy == "uncertainty":
+                expected = choose(spacy.load(models[previous][1]), iter(rest), 3, seed=3)
+                assert row["selected"] == [pool[int(c.predicted.id)].id for c in expected]
+            else:
+                keys = sorted(((tie_key(3, i, t), i) for i, t in rest), reverse=True)[:3]
+                assert row["selected"] == [pool[int(i)].id for _, i in keys]
+            labelled += row["selected"]
+            previous = f"seed3-{strategy}-r{r}"
+            assert models[previous][0] == labelled
+            chosen = [p for p in pool if p.id in labelled]
+            assert (row["records"], row["chars"], row["entities"]) == (
+                len(labelled), sum(len(p.text) for p in chosen), sum(len(p.entities) for p in chosen))

@@ -119,7 +119,7 @@ def test_crf_ner_marginalises_the_missing_tokens_and_trains_on_gold_plus_pseudo(
 ])
 def test_bad_input_fails_in_one_line_with_nothing_written(model, tmp_path, args, message):
     from spacy_medner.cli import app
-    from spacy_medner.cli import self_label as _  # noqa: F401  (registers the command)
+    import spacy_medner.cli.self_label  # noqa: F401  (registers the command)
 
     blank = tmp_path / "blank"
     spacy.blank("zh").to_disk(blank)
