@@ -242,6 +242,7 @@ class SelectSummary:
     reasons: Dict[str, int] = field(default_factory=dict)
     selected: int = 0
     duplicates: int = 0  # good records whose text another kept record already had
+    excluded: int = 0  # good records labelled in an earlier round (--exclude)
     strategy: str = "uncertainty"
     seed: int = 0
     normalise: bool = True
@@ -343,15 +344,46 @@ def make_task(chosen: Chosen, task_format: str, strategy: str = "uncertainty", n
 # -- the job -----------------------------------------------------------------------------------------
 
 
+def text_key(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf8"), digest_size=16).digest()
+
+
+def excluded_texts(paths: Iterable) -> set:
+    """Keys of the texts of earlier rounds: JSON lines with a `text` field
+    (tasks written by `select`, or a Prodigy/doccano export), so that a new
+    round never sends a record twice. 16 bytes a record in memory."""
+    from pathlib import Path
+
+    from .io.readers import InputError
+
+    keys = set()
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise InputError(path, "no such file (--exclude takes the JSON lines of earlier rounds' tasks or exports)")
+        with open(path, encoding="utf-8-sig") as file:
+            for number, line in enumerate(file, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise InputError(path, f"invalid JSON: {err.msg} (column {err.colno})", number) from None
+                if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+                    raise InputError(path, "expected a JSON object with a string field 'text'", number)
+                keys.add(text_key(obj["text"]))
+    return keys
+
+
 def select(model: str, pool: Sequence, output, n: int, *, strategy: str = "uncertainty", task_format: str = "prodigy",
            seed: int = 0, errors=None, text_field: str = "text", id_field: Optional[str] = None, normalise: bool = True,
            batch_size: int = 64, split_length: int = 2000, max_chars: int = 1_000_000, threads: Optional[int] = None,
-           nlp: Optional[Language] = None) -> SelectSummary:
+           exclude: Sequence = (), nlp: Optional[Language] = None) -> SelectSummary:
     """Choose `n` records of the pool files for labelling and write them as
-    tasks to `output` (JSON lines, written whole or not at all). Bad records
-    go to the errors file (`annotate`'s shape: source, line, id, reason),
-    written whole beside the output. Raises SelectError, InputError or
-    OutputError, before anything is written."""
+    tasks to `output` (JSON lines, written whole or not at all). Records whose
+    text is in an `exclude` file (earlier rounds) are skipped and counted. Bad
+    records go to the errors file (`annotate`'s shape: source, line, id,
+    reason), written whole beside the output. Raises SelectError, InputError
+    or OutputError, before anything is written."""
     import os
     import time
     from collections import Counter
@@ -372,6 +404,7 @@ def select(model: str, pool: Sequence, output, n: int, *, strategy: str = "uncer
         raise SelectError(f"--format {task_format!r}: expected one of {', '.join(TASK_FORMATS)}")
     reader = RecordReader(pool, text_field, id_field)
     reader.check()
+    done = excluded_texts(exclude)
     if nlp is None:
         try:
             nlp = load_pipeline(model, AnnotateOptions(threads=threads))
@@ -391,7 +424,10 @@ def select(model: str, pool: Sequence, output, n: int, *, strategy: str = "uncer
                     summary.records_in += 1
                     reason = bad_record_reason(record, text_field, max_chars)
                     if reason is None:
-                        yield record.id, record.text
+                        if done and text_key(record.text) in done:
+                            summary.excluded += 1
+                        else:
+                            yield record.id, record.text
                         continue
                     summary.errors += 1
                     reasons[reason_category(reason)] += 1
@@ -404,7 +440,12 @@ def select(model: str, pool: Sequence, output, n: int, *, strategy: str = "uncer
             os.replace(errors_tmp, errors_path)
         if not chosen:
             where = ", ".join(str(p) for p in pool)
-            detail = f"all {summary.records_in:,} records were bad, see {errors_path}" if summary.errors else "it holds no records"
+            if summary.errors:
+                detail = f"all {summary.records_in:,} records were bad or excluded, see {errors_path}"
+            elif summary.excluded:
+                detail = f"all {summary.excluded:,} records were labelled in earlier rounds (--exclude)"
+            else:
+                detail = "it holds no records"
             raise SelectError(f"{where}: the pool is empty ({detail})")
         tasks = [make_task(c, task_format, strategy, normalise) for c in chosen]
         write_atomic(output, "".join(json.dumps(t, ensure_ascii=False) + "\n" for t in tasks).encode("utf8"))

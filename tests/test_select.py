@@ -162,6 +162,21 @@ def test_select_writes_prodigy_tasks_with_tokens_spans_and_meta_and_reports_bad_
     assert "missing text field 'text'" in bad[0]["reason"] and "invalid JSON" in bad[1]["reason"] and bad[2]["reason"] == "empty text"
 
 
+def test_a_second_round_excludes_the_records_of_the_first(nlp, model, tmp_path):
+    pool = write_pool(tmp_path / "pool.jsonl", pool_rows())
+    first, second = tmp_path / "round1.jsonl", tmp_path / "round2.jsonl"
+    select(model, [pool], first, 3, id_field="id", nlp=nlp)
+    summary = select(model, [pool], second, 3, id_field="id", exclude=[first], nlp=nlp)
+    assert summary.excluded == 3 and summary.scored == len(POOL) - 3
+    sent = {t["text"] for t in read_jsonl(first)}
+    rest = [(i, t) for i, t, _ in POOL if t not in sent]
+    assert [t["meta"]["id"] for t in read_jsonl(second)] == [c.predicted.id for c in choose(nlp, iter(rest), 3)]
+    everything = tmp_path / "everything.jsonl"
+    write_pool(everything, [{"text": t} for _, t, _ in POOL])
+    with pytest.raises(SelectError, match="labelled in earlier rounds"):
+        select(model, [pool], tmp_path / "round3.jsonl", 3, exclude=[everything], nlp=nlp)
+
+
 def test_select_cli_doccano_tasks_are_reproducible(model, tmp_path):
     pool = write_pool(tmp_path / "pool.jsonl", pool_rows())
     outputs = []

@@ -29,6 +29,7 @@ def select_cli(
     task_format: TaskFormat = typer.Option(TaskFormat.prodigy, "--format", help="prodigy (ner_manual tasks) or doccano (JSON lines)."),
     seed: int = typer.Option(0, "--seed", help="Breaks ties (uncertainty) or draws the records (random); the same seed gives the same tasks."),
     per_record: bool = typer.Option(False, "--per-record", help="Rank by expected errors per record instead of per 100 characters (favours long records)."),
+    exclude: List[Path] = typer.Option([], "--exclude", help="Earlier rounds' tasks or exports (JSON lines with `text`): their records are not chosen again. Repeatable."),
     errors: Optional[Path] = typer.Option(None, "--errors", help="Where bad pool records go (default: OUTPUT_STEM.errors.jsonl beside the output)."),
     text_field: str = typer.Option("text", "--text-field", help="JSON-lines field, CSV/TSV or Parquet column holding the text."),
     id_field: Optional[str] = typer.Option(None, "--id-field", help="Field or column holding the record id (default: the line number)."),
@@ -49,11 +50,12 @@ def select_cli(
         summary = select(
             model, pool, output, n, strategy=strategy.value, task_format=task_format.value, seed=seed, errors=errors,
             text_field=text_field, id_field=id_field, normalise=not per_record, batch_size=batch_size,
-            split_length=split_length, max_chars=max_chars, threads=threads,
+            split_length=split_length, max_chars=max_chars, threads=threads, exclude=exclude,
         )
     except (SelectError, InputError, OutputError) as err:
         fail(str(err))
     msg.info(f"{summary.records_in:,} records in: {summary.scored:,} ranked, {summary.errors:,} errors"
+             + (f", {summary.excluded:,} labelled before (--exclude)" if summary.excluded else "")
              + (f", {summary.duplicates:,} repeated texts kept once" if summary.duplicates else ""))
     for reason, count in sorted(summary.reasons.items(), key=lambda kv: -kv[1]):
         msg.text(f"  {count:,} × {reason}")
