@@ -29,9 +29,12 @@ rather than hours (each task's `meta` carries both figures).
 Streaming: records are read, predicted and scored in batches, and only the
 best N (a heap) are kept, so memory is bounded by N whatever the pool's size.
 Ties are broken by a key hashed from the seed and the record (its id and
-text): the same seed gives the same tasks whatever the batch size or the
-order of the pool. `strategy="random"` ranks by that key alone, and predicts
-only the N records it keeps.
+text), so the same command with the same seed gives the same tasks. Another
+batch size or pool order gives the same tasks too, except that two records
+whose scores agree to about 1e-5 may swap: a score's last digits depend on
+which records share its batch (padding changes the summation order), as in
+`annotate`. `strategy="random"` ranks by the key alone, which depends on
+nothing else, and predicts only the N records it keeps.
 
 Cost: the tag marginals need the emissions, which `crf_ner.predict` does
 not return, so the encoder runs twice per record (once in `nlp.pipe`, once
