@@ -111,6 +111,22 @@ def test_crf_ner_marginalises_the_missing_tokens_and_trains_on_gold_plus_pseudo(
     assert last < first
 
 
+def test_cli_reports_what_it_kept_and_writes_what_the_library_writes(model, pseudo, tmp_path):
+    import spacy_medner.cli.self_label  # noqa: F401  (registers the command)
+    from spacy_medner.cli import app
+
+    summary, docs, folder = pseudo
+    out = tmp_path / "pseudo.spacy"
+    result = CliRunner().invoke(app, ["self-label", model, str(folder / "unlabelled.jsonl"), "--output", str(out),
+                                      "--min-prob", str(MIN_PROB), "--uncertain-floor", str(FLOOR), "--id-field", "id"])
+    assert result.exit_code == 0, result.output
+    assert f"{len(POOL) + 1} records in: {len(POOL)} labelled ({len(POOL)} docs), 1 errors" in result.stdout
+    assert f"entities: {summary.entities_kept} kept (p ≥ {MIN_PROB:g}), {summary.entities_dropped} dropped" in result.stdout
+    assert f"tokens: {summary.tokens_missing} of {summary.tokens} missing" in result.stdout
+    again = list(DocBin().from_disk(out).get_docs(docs[0].vocab))
+    assert [[(t.ent_iob, t.ent_type_) for t in d] for d in again] == [[(t.ent_iob, t.ent_type_) for t in d] for d in docs]
+
+
 @pytest.mark.parametrize("args,message", [
     (["--min-prob", "1.5"], "--min-prob must be a probability in [0, 1], got 1.5"),
     (["--output", "pseudo.jsonl"], "name the output .spacy"),
