@@ -17,6 +17,9 @@ Scoring (`kind`):
   It costs an extra labels × width² per token, so with many labels and a
   wide head it is the slower of the two.
 
+Both add a per-label bias, which starts at the prior logit of a rare
+positive (`PRIOR_LOGIT`, probability 0.01).
+
 Both are computed on a band: for each offset d = e - s in [0, max_length)
 the scores of all starts at once, (B, T, labels) per offset, stacked into
 one (B, T, max_length, labels) tensor. No (T, T) tensor is built, so time and
@@ -40,7 +43,7 @@ weight of the rare positives with max_length × labels (a 24 × 9 band holds
 216 candidates per token, about 0.1 of them positive), and the loss scale
 would change with the options; per token it is comparable to the CRF's
 per-token loss on a shared encoder. The imbalance itself is left to the
-bias, which learns the prior quickly; the threshold (0.5) then means
+per-label bias, which starts at the prior; the threshold (0.5) then means
 "more likely than not".
 
 Thinc side: `SpanPointer(encoder, ...)` returns the encoder's hidden states
@@ -63,6 +66,11 @@ from .lazy_torch import LazyTorchLayer, build_torch_module, torch_module
 
 KINDS = ("global_pointer", "biaffine")
 MODES = ("scores", "loss", "decode")
+# Every label's score starts at this logit (probability 0.01): nearly every
+# candidate is a negative, so a head that starts at 0.5 would spend its first
+# steps on a huge loss from the negatives and, evaluated early, predict every
+# span of the band (T x max_length x labels of them).
+PRIOR_LOGIT = math.log(0.01 / 0.99)
 
 
 def check_span_options(kind: str, max_length: int, width: int) -> None:
@@ -123,6 +131,7 @@ class SpanPointerModule(nn.Module):
             self.end = nn.Sequential(nn.Linear(n_in, width), nn.GELU())
             self.bilinear = nn.Parameter(torch.empty(n_labels, width + 1, width + 1))
             nn.init.xavier_uniform_(self.bilinear)
+        self.bias = nn.Parameter(torch.full((n_labels,), PRIOR_LOGIT))
 
     @property
     def max_length(self) -> int:
@@ -148,7 +157,7 @@ class SpanPointerModule(nn.Module):
         (inclusive) as label l. Entries past a doc's end are meaningless
         (see `band_mask`)."""
         starts, ends = self.starts_and_ends(X)
-        return torch.stack([(starts * shifted(ends, d)).sum(-1) for d in range(self.max_length)], dim=2)
+        return torch.stack([(starts * shifted(ends, d)).sum(-1) for d in range(self.max_length)], dim=2) + self.bias
 
     def forward(
         self,
