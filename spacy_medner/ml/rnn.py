@@ -6,13 +6,42 @@ one. Instead each sequence is reversed *within its own length* before the
 backward-direction RNN and reversed back after, so padding always trails
 both directions and never reaches a real position. Outputs at padded
 positions are garbage; the caller masks them.
+
+When predicting with two or more torch threads, the two directions run at
+the same time, one on a helper thread: each step of a GRU is a small matrix
+product that one thread handles about as fast as two, so splitting the
+directions across the cores uses them better than splitting each step
+(BENCHMARKS.md, "Speed"). aten's RNN kernels release the GIL, the results
+are those of running them one after the other, and training keeps the
+sequential path (autograd, dropout streams).
 """
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Optional, Tuple
+
 import torch
 from torch import nn
+
+_helper: Optional[Tuple[int, ThreadPoolExecutor]] = None
+
+
+def _helper_thread() -> ThreadPoolExecutor:
+    """One helper thread per process. Keyed by pid: a forked worker inherits
+    the parent's executor object but not its thread."""
+    global _helper
+    if _helper is None or _helper[0] != os.getpid():
+        _helper = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="medner-rnn"))
+    return _helper[1]
 
 
 def reverse_within_lengths(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return x.gather(1, index.unsqueeze(2).expand(-1, -1, x.shape[2]))
+
+
+def _predict(rnn: nn.Module, X: torch.Tensor):
+    # Grad mode is per thread: the helper thread must not record a graph.
+    with torch.no_grad():
+        return rnn(X)
 
 
 class BidirectionalRNN(nn.Module):
@@ -32,7 +61,13 @@ class BidirectionalRNN(nn.Module):
         for i, (fwd, bwd) in enumerate(zip(self.forward_layers, self.backward_layers)):
             if i > 0:
                 H = self.dropout(H)
-            out_forward, _ = fwd(H)
-            out_backward, _ = bwd(reverse_within_lengths(H, index))
+            reversed_H = reverse_within_lengths(H, index)
+            if H.device.type == "cpu" and not torch.is_grad_enabled() and torch.get_num_threads() >= 2:
+                pending = _helper_thread().submit(_predict, fwd, H)
+                out_backward, _ = bwd(reversed_H)
+                out_forward, _ = pending.result()
+            else:
+                out_forward, _ = fwd(H)
+                out_backward, _ = bwd(reversed_H)
             H = torch.cat([out_forward, reverse_within_lengths(out_backward, index)], dim=2)
         return H

@@ -27,3 +27,32 @@ def test_backward_direction_reads_right_to_left():
     # Forward half: positions before the change are unaffected; backward half: all are.
     assert torch.allclose(out[0, :4, :3], out2[0, :4, :3])
     assert not torch.allclose(out[0, 0, 3:], out2[0, 0, 3:])
+
+
+def test_concurrent_directions_equal_sequential():
+    """With two threads, prediction runs the directions at the same time (one
+    on a helper thread); the output is bit-identical to running them one
+    after the other, and training keeps the sequential path."""
+    from spacy_medner.ml import rnn as rnn_module
+
+    torch.manual_seed(0)
+    rnn = BidirectionalRNN("gru", 6, 8, depth=2, dropout=0.0).eval()
+    X, lengths = torch.randn(3, 7, 6), torch.tensor([7, 4, 2])
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        with torch.no_grad():
+            sequential = rnn(X, lengths)
+        torch.set_num_threads(2)
+        rnn_module._helper = None
+        with torch.no_grad():
+            concurrent = rnn(X, lengths)
+        assert rnn_module._helper is not None, "the helper thread was not used"
+        assert torch.equal(sequential, concurrent)
+        # Under autograd the helper thread is not used: the graph must be built on one thread.
+        rnn_module._helper = None
+        trained = rnn(X.requires_grad_(), lengths)
+        assert rnn_module._helper is None and trained.requires_grad
+        torch.testing.assert_close(trained.detach(), sequential)
+    finally:
+        torch.set_num_threads(threads)

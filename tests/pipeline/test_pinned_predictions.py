@@ -16,8 +16,20 @@ PINNED = Path(__file__).resolve().parents[1] / "fixtures" / "pinned"
 EXPECTED = srsly.read_json(PINNED / "expected.json")
 
 
+@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
+def torch_threads(request):
+    """Prediction takes other paths with two torch threads (the BiGRU's
+    directions run concurrently); both must predict the pinned entities."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("name", sorted(EXPECTED["pipelines"]))
-def test_saved_pipeline_predicts_the_pinned_entities(name):
+def test_saved_pipeline_predicts_the_pinned_entities(name, torch_threads):
     nlp = spacy.load(PINNED / name)
     expected = EXPECTED["pipelines"][name]["entities"]
     texts = EXPECTED["texts"]
