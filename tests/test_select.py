@@ -128,6 +128,21 @@ def test_uncertainty_choice_is_the_top_of_a_full_sort_whatever_the_batching_and_
     assert [c.score for c in per_record] == sorted((p.expected_errors for p in everything), reverse=True)[:3]
 
 
+def test_a_long_record_is_predicted_in_sentence_pieces_whose_errors_add_up(nlp):
+    from spacy_medner.corpora.segment import segment
+
+    text = "。".join(t for _, t, _ in POOL[:4]) + "。"
+    cuts = segment(text, (), 30)
+    assert len(cuts) > 1
+    whole, = predict_records(nlp, [("long", text)], split_length=30)
+    pieces = list(predict_records(nlp, [(str(k), text[s:e]) for k, (s, e) in enumerate(cuts)], split_length=0))
+    assert whole.expected_errors == pytest.approx(sum(p.expected_errors for p in pieces), rel=1e-4)
+    assert [(e["start"], e["end"], e["label"]) for e in whole.entities] == [
+        (e["start"] + s, e["end"] + s, e["label"]) for p, (s, _) in zip(pieces, cuts) for e in p.entities]
+    assert all(whole.text[e["start"]:e["end"]] == e["text"] for e in whole.entities)
+    assert [t[:2] for t in whole.tokens] == [(t.idx, t.idx + len(t)) for t in nlp.make_doc(text)]
+
+
 def test_random_choice_is_fixed_by_the_seed_and_predicts_only_what_it_keeps(nlp):
     records = [(id_, text) for id_, text, _ in POOL]
     a = [c.predicted.id for c in choose(nlp, iter(records), 4, strategy="random", seed=1)]
