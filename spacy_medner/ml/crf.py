@@ -67,7 +67,7 @@ def forward_backward(
     with tag k; beta (B, T, K): log-sum of the scores of the rest of the path
     after token t given tag k (`end` at each row's last token); log Z (B,).
     So alpha + beta - log Z is the log marginal of tag k at token t. Values
-    on padding are meaningless.
+    on padding are meaningless (possibly NaN).
 
     The scaled forward-backward algorithm (Rabiner 1989): each step is a
     (B, K) × (K, K) matrix product in probability space, renormalised, with
@@ -76,44 +76,59 @@ def forward_backward(
     faster on CPU than a logsumexp over (B, K, K) per step. No gradients
     flow through it: it serves prediction only (training uses
     `log_partition`).
+
+    On CPU a step costs its number of torch calls, so a step makes four: no
+    masking inside the loops. The forward pass runs past each row's end and
+    what it computes there is never read (the scales there are zeroed after
+    the loop, and log Z takes each row's alpha at its own last token). The
+    backward pass runs over each row reversed within its length, so every
+    row restarts at step 0 instead of at its own last token.
     """
     B, T, K = scores.shape
     scores, start, transitions, end = (x.to(torch.float64) for x in (scores, start, transitions, end))
+    lengths = mask.sum(dim=1)
+    rows = torch.arange(B, device=scores.device)
     shift = scores.max(dim=2, keepdim=True).values  # (B, T, 1), keeps exp() in range
     shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
     emit = (scores - shift).exp()
     moves, final = transitions.exp(), end.exp()
     valid = mask.unsqueeze(2)  # (B, T, 1)
-    alphas, log_scales = [], []
+
+    alphas, scales = [], []
     a = start.exp() * emit[:, 0]
     for t in range(T):
         if t:
-            a = torch.where(valid[:, t], (alphas[-1] @ moves) * emit[:, t], alphas[-1])
+            a = (a @ moves) * emit[:, t]
         scale = a.sum(dim=1, keepdim=True)
-        alphas.append(a / scale)
-        log_scales.append(torch.where(valid[:, t], scale.log() + shift[:, t], torch.zeros_like(scale)))
-    log_alpha = torch.stack(alphas, dim=1).log() + torch.cumsum(torch.stack(log_scales, dim=1), dim=1)
-    last_alpha = (alphas[-1] * final).sum(dim=1).log()
-    log_z = last_alpha + torch.stack(log_scales, dim=1).sum(dim=1).squeeze(1)
-    # Backward: b_t = moves @ (emit_{t+1} * b_{t+1}), restarted at `end` where t + 1 is padding.
-    restart = (final / final.sum()).expand(B, K)
-    betas, beta_scales = [], []
-    b = restart
-    for t in range(T - 1, -1, -1):
-        goes_on = valid[:, t + 1] if t + 1 < T else torch.zeros_like(valid[:, 0])
-        if t + 1 < T:
-            step = (emit[:, t + 1] * betas[-1]) @ moves.T
-            scale = step.sum(dim=1, keepdim=True)
-            b = torch.where(goes_on, step / scale, restart)
-            log_scale = torch.where(goes_on, scale.log() + shift[:, t + 1], final.sum().log().expand(B, 1))
-        else:
-            b, log_scale = restart, final.sum().log().expand(B, 1)
+        a = a / scale
+        alphas.append(a)
+        scales.append(scale)
+    log_scales = torch.where(valid, torch.stack(scales, dim=1).log() + shift, 0.0)
+    alpha = torch.stack(alphas, dim=1)
+    log_alpha = alpha.log() + torch.cumsum(log_scales, dim=1)
+    last = (lengths - 1).clamp_min(0)
+    log_z = (alpha[rows, last] * final).sum(dim=1).log() + log_scales.sum(dim=(1, 2))
+
+    # Backward, on rows reversed within their lengths: b_0 = end (normalised), and
+    # b_u = moves @ (emit_{u-1} * b_{u-1}), u counting tokens back from each row's end.
+    steps = torch.arange(T, device=scores.device).unsqueeze(0)
+    index = torch.where(steps < lengths.unsqueeze(1), lengths.unsqueeze(1) - 1 - steps, steps)  # (B, T), its own inverse
+    emit_back = emit.gather(1, index.unsqueeze(2).expand(-1, -1, K))
+    shift_back = shift.gather(1, index.unsqueeze(2))
+    b = (final / final.sum()).expand(B, K)
+    betas, beta_scales = [b], [final.sum().expand(B, 1)]
+    for u in range(1, T):
+        b = (emit_back[:, u - 1] * b) @ moves.T
+        scale = b.sum(dim=1, keepdim=True)
+        b = b / scale
         betas.append(b)
-        beta_scales.append(torch.where(valid[:, t], log_scale, torch.zeros_like(log_scale)))
-    betas.reverse()
-    beta_scales.reverse()
-    suffix = torch.flip(torch.cumsum(torch.flip(torch.stack(beta_scales, dim=1), [1]), dim=1), [1])
-    log_beta = torch.stack(betas, dim=1).log() + suffix
+        beta_scales.append(scale)
+    # Step u's scale came from token u - 1 (counted back), so it carries that token's shift.
+    shift_of_scale = torch.cat([torch.zeros_like(shift_back[:, :1]), shift_back[:, :-1]], dim=1)
+    log_beta_scales = torch.where(valid, torch.stack(beta_scales, dim=1).log() + shift_of_scale, 0.0)
+    suffix = torch.cumsum(log_beta_scales, dim=1).gather(1, index.unsqueeze(2))
+    beta = torch.stack(betas, dim=1).gather(1, index.unsqueeze(2).expand(-1, -1, K))
+    log_beta = beta.log() + suffix
     return log_alpha, log_beta, log_z
 
 
