@@ -176,7 +176,7 @@ def test_banded_scores_equal_all_pairs_reference(kind):
         banded = m(X, mask, mode="scores")
         starts, ends = m.starts_and_ends(X)
         # The naive O(T²) reference: every (start, end) pair of every label.
-        full = torch.einsum("bslw,belw->bsel", starts, ends) + m.bias
+        full = torch.einsum("bslw,belw->bsel", starts, ends.expand_as(starts)) + m.bias
     assert banded.shape == (3, 11, 5, 3)
     valid = band_mask(mask, 5)
     checked = 0
