@@ -19,10 +19,12 @@ from typing import Dict, List, Optional
 
 from benchmarks.common import ROOT
 from benchmarks.markdown import table
+from benchmarks.nested import NESTED_SYSTEMS
 from benchmarks.systems import SYSTEMS
 
 CORPORA = ["ccks2019", "tcm_manual", "rocling", "msra", "cmeee", "demo"]
 TARGETS = {"ccks2019": 82.0, "msra": 90.3}
+NESTED_FOLDER = "nested"  # benchmarks.nested's results: a section of their own, not accuracy rows
 
 
 def pct(x: Optional[float]) -> str:
@@ -55,6 +57,8 @@ def load_seeds(metrics: Path) -> Dict[str, Dict[str, List[Dict]]]:
     """runs[corpus][system]: every run of each system, by seed (files without one are seed 0)."""
     runs: Dict[str, Dict[str, List[Dict]]] = {}
     for path in sorted(metrics.glob("*/*.json")):
+        if path.parent.name == NESTED_FOLDER:
+            continue  # benchmarks.nested's runs: other systems, other scoring, a section of their own
         data = read_result(path)
         if "corpus" in data and "system" in data:
             if data["system"] not in SYSTEMS:
@@ -438,6 +442,114 @@ def annotate_section(metrics: Path) -> List[str]:
     return lines
 
 
+# The span decoder's target: this many all-mention F1 points above the flat CRF and above spancat.
+NESTED_MARGIN = 3.0
+
+
+def load_nested(metrics: Path) -> Dict[str, Dict[str, Dict]]:
+    """nested[corpus][system]: benchmarks.nested's results (<corpus>_<system>.json), systems in the declared order."""
+    found: Dict[str, Dict[str, Dict]] = {}
+    for path in sorted(metrics.glob(f"{NESTED_FOLDER}/*.json")):
+        data = read_result(path)
+        if data.get("system") not in NESTED_SYSTEMS:
+            raise ValueError(f"{path}: unknown system {data.get('system')!r} (benchmarks/nested.py declares {', '.join(NESTED_SYSTEMS)})")
+        found.setdefault(data["corpus"], {})[data["system"]] = data
+    return {corpus: {name: runs[name] for name in NESTED_SYSTEMS if name in runs} for corpus, runs in found.items()}
+
+
+def _nested_row(r: Dict, test: Dict) -> List:
+    outer = test.get("outer", {}).get("f")
+    load = r.get("load_average", {}).get("start")
+    return [NESTED_SYSTEMS[r["system"]].title, pct(test["p"]), pct(test["r"]), f"**{pct(test['f'])}**", pct(outer),
+            f"{r['train_seconds']:.0f}", r.get("steps") if r.get("steps") is not None else "—",
+            r.get("best_step") if r.get("best_step") is not None else "—", r.get("stopped_by", "—"),
+            f"{test['chars_per_second']:,}", "—" if load is None else f"{load[0]:.1f}", r.get("date", "—"), r.get("commit") or "—"]
+
+
+NESTED_HEADER = ["system", "P", "R", "F1", "outer F1", "train s", "steps", "best step", "stopped by", "predict chars/s",
+                 "load", "date", "commit"]
+
+
+def nested_target(runs: Dict[str, Dict], test: str = "test") -> str:
+    """span_ner's all-mention F1 against the best of the flat CRF and spancat, in points."""
+    if "span_ner" not in runs:
+        return f"Target (span_ner ≥ {NESTED_MARGIN:.0f} F1 above crf_ner flat and above spancat): not measured in this run."
+    ours = 100 * runs["span_ner"]["tests"][test]["f"]
+    others = {name: 100 * runs[name]["tests"][test]["f"] for name in ("crf_ner", "spancat") if name in runs}
+    if not others:
+        return f"Target: span_ner {ours:.2f}; crf_ner flat and spancat not measured in this run."
+    margins = ", ".join(f"{ours - f:+.2f} over {name} ({f:.2f})" for name, f in others.items())
+    short = max(others.values()) + NESTED_MARGIN - ours
+    verdict = "met" if short <= 0 else f"missed by {short:.2f}"
+    unmeasured = [name for name in ("crf_ner", "spancat") if name not in others]
+    tail = f"; {', '.join(unmeasured)} not measured" if unmeasured else ""
+    return (f"Target (span_ner ≥ {NESTED_MARGIN:.0f} F1 above crf_ner flat and above spancat): span_ner {ours:.2f}, "
+            f"{margins}: {verdict}{tail}.")
+
+
+def nested_section(metrics: Path) -> List[str]:
+    """CMeEE with every mention scored (benchmarks.nested), and the span decoder's cost on flat CCKS2019."""
+    nested = load_nested(metrics)
+    if not nested:
+        return []
+    lines = ["## Nested entities (CMeEE, all mentions)", ""]
+    runs = nested.get("cmeee")
+    if not runs:
+        lines += ["Not measured in this run.", ""]
+    else:
+        first = next(iter(runs.values()))
+        test = next(iter(first["tests"]))
+        ceiling = first["flat_ceiling"][test]
+        split = first["splits"]["splits"][f"test-{test}"]
+        budget = next((r["time_budget"] for r in runs.values() if r.get("time_budget")), None)
+        lines += [
+            f"{first['splits']['note']}. Test: {split['records']:,} records, {ceiling['n_gold']:,} mentions, of which "
+            f"{ceiling['n_outer']:,} are outer mentions (`doc.ents`) and {ceiling['n_gold'] - ceiling['n_outer']:,} lie "
+            "inside another. Every system is scored against all mentions of `doc.spans[\"sc\"]`, exact start, end and "
+            "type; the flat systems predict `doc.ents`, the span systems a span group. outer F1: `doc.ents` against the "
+            "gold outer mentions (what the accuracy tables score).",
+            "",
+            "Budget: " + (f"{budget / 60:.0f} minutes of training wall time for each trained system" if budget else "—")
+            + ", seed 0, 1 torch thread, no FGM (crf_ner's `fgm_epsilon = 0`); each config's schedule set to a step "
+            "count meant to fit (warm-up a tenth, linear decay), stopped by the clock if it did not; the test split is "
+            "scored once with the best dev evaluation's model. The character CRF has fixed hyper-parameters and no "
+            "budget. Predict chars/s: `nlp.pipe` over the test texts, 1 thread. load: the machine's 1-minute load "
+            "average when the run started (2 cores, shared with other jobs).",
+            "",
+            *table(NESTED_HEADER, [*(_nested_row(r, r["tests"][test]) for r in runs.values()),
+                                   ["perfect flat prediction (ceiling)", pct(1.0), pct(ceiling["r"]), pct(ceiling["f"]), pct(1.0),
+                                    *["—"] * (len(NESTED_HEADER) - 5)]],
+                   align="lrrrrrrrlrrll"),
+            "",
+            nested_target(runs, test),
+            "",
+        ]
+        spancat = runs.get("spancat", {}).get("span_max_length")
+        if spancat:
+            lines += [f"spancat's suggester: every n-gram of 1 to {spancat['value']} characters ({spancat['from']}).", ""]
+        labels = sorted(ceiling["per_type"])
+        per_type = [[label, ceiling["per_type"][label]["n_gold"], pct(ceiling["per_type"][label]["r"]),
+                     *(pct(r["tests"][test]["per_type"].get(label, {}).get("f")) for r in runs.values())] for label in labels]
+        lines += [f"Per type, exact F1 on {test} against all mentions (flat ceiling: the recall of a perfect flat prediction):", "",
+                  *table(["type", "gold", "flat ceiling R", *runs], per_type), ""]
+        missing = [s.title for name, s in NESTED_SYSTEMS.items() if name not in runs]
+        if missing:
+            lines += ["Not measured in this run: " + "; ".join(missing) + ".", ""]
+        lines += ["Command: " + commands(list(runs.values())), ""]
+    lines += ["### CCKS2019 (flat): what the span decoder costs on flat data", ""]
+    flat = {name: r for name, r in nested.get("ccks2019", {}).items() if name in ("span_ner", "crf_ner")}
+    if not flat:
+        return lines + ["Not measured in this run.", ""]
+    test = next(iter(next(iter(flat.values()))["tests"]))
+    lines += ["No nesting: the span group holds the same mentions as `doc.ents`. The same budget as above; entity F1, exact.", "",
+              *table(NESTED_HEADER, [_nested_row(r, r["tests"][test]) for r in flat.values()], align="lrrrrrrrlrrll"), ""]
+    if len(flat) == 2:
+        lines += [f"span_ner − crf_ner: {100 * (flat['span_ner']['tests'][test]['f'] - flat['crf_ner']['tests'][test]['f']):+.2f} F1.", ""]
+    else:
+        lines += ["Not measured in this run: " + "; ".join(NESTED_SYSTEMS[n].title for n in ("span_ner", "crf_ner") if n not in flat) + ".", ""]
+    return lines + ["Command: " + commands(list(flat.values())), ""]
+
+
 def _against_last(run: Dict, rule: str) -> str:
     against = run.get("against_last", {}).get(rule)
     return "" if against is None else f" ({100 * against['better']:.0f}% / {100 * against['worse']:.0f}%)"
@@ -453,6 +565,7 @@ def report(metrics: Path, notes: Path) -> List[str]:
     records += [read_result(path) for path in sorted(metrics.glob("entity_scores/*.json"))]
     records += [read_result(metrics / name) for name in ("serve_load.json",) if (metrics / name).exists()]
     records += [read_result(path) for path in sorted(metrics.glob("annotate/*.json"))]
+    records += [read_result(path) for path in sorted(metrics.glob(f"{NESTED_FOLDER}/*.json"))]
     lines = [
         "# Benchmarks",
         "",
@@ -473,6 +586,7 @@ def report(metrics: Path, notes: Path) -> List[str]:
             lines += accuracy_section(corpus, results[corpus], seeds[corpus])
         elif corpus != "demo":
             lines += [f"### {corpus}", "", "Not measured in this run.", ""]
+    lines += nested_section(metrics)
     lines += selection_section(metrics)
     lines += speed_section(metrics)
     lines += entity_scores_section(metrics)
