@@ -36,9 +36,9 @@ which records share its batch (padding changes the summation order), as in
 `annotate`. `strategy="random"` ranks by the key alone, which depends on
 nothing else, and predicts only the N records it keeps.
 
-Cost: the tag marginals need the emissions, which `crf_ner.predict` does
-not return, so the encoder runs twice per record (once in `nlp.pipe`, once
-for the marginals): about twice `annotate`'s time.
+Cost: the tag marginals come from crf_ner's own prediction pass
+(`predict(docs, tag_marginals=True)`), so the encoder runs once per record:
+about `annotate`'s time plus one forward-backward pass.
 """
 import hashlib
 import heapq
@@ -126,19 +126,24 @@ def entity_group(doc: Doc, spans_key: Optional[str]) -> Tuple[list, List[float]]
 
 
 def predict_with_marginals(nlp: Language, texts: Iterable[str], batch_size: int = 64) -> Iterator[Tuple[Doc, numpy.ndarray]]:
-    """Each text as a predicted Doc (`nlp.pipe`: ents and entity scores) with
-    its (n_tokens, n_tags) tag marginals at crf_ner's temperature (tag 0: O)."""
+    """Each text as a predicted Doc (the whole pipeline: ents and entity
+    scores) with its (n_tokens, n_tags) tag marginals at crf_ner's
+    temperature (tag 0: O), from crf_ner's own encoder pass
+    (`predict(docs, tag_marginals=True)`): one pass, as in `nlp.pipe`."""
     name, pipe = crf_ner(nlp)
-    temperature = float(pipe.cfg.get("temperature", 1.0))
-    n_tags = len(pipe.tag_names)
     batch: List[str] = []
 
     def flush(texts: List[str]) -> Iterator[Tuple[Doc, numpy.ndarray]]:
-        docs = list(nlp.pipe(texts, batch_size=len(texts)))
-        nonempty = [doc for doc in docs if len(doc)]
-        marginals = iter(pipe.decoder.tag_marginals(pipe.model.predict(nonempty), temperature) if nonempty else [])
-        for doc in docs:
-            yield doc, (next(marginals) if len(doc) else numpy.zeros((0, n_tags), dtype="float32"))
+        docs = [nlp.make_doc(text) for text in texts]
+        marginals: List[numpy.ndarray] = []
+        for component_name, component in nlp.pipeline:
+            if component_name == name:
+                predictions = pipe.predict(docs, tag_marginals=True)
+                pipe.set_annotations(docs, predictions)
+                marginals = [p["tag_marginals"] for p in predictions]
+            else:
+                docs = list(component.pipe(docs, batch_size=len(docs)))
+        yield from zip(docs, marginals)
 
     for text in texts:
         batch.append(text)

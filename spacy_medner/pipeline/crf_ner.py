@@ -243,9 +243,13 @@ class CRFEntityRecognizer(TrainablePipe):
 
     # Prediction -------------------------------------------------------------
 
-    def predict(self, docs: Iterable[Doc]) -> List[dict]:
+    def predict(self, docs: Iterable[Doc], *, tag_marginals: bool = False) -> List[dict]:
         """Per doc: the Viterbi entities (n, 3: start, end, label index), their
-        probabilities, and the near-miss candidates when asked for."""
+        probabilities, and the near-miss candidates when asked for. With
+        `tag_marginals` (for callers that rank or pseudo-label records, such
+        as `select`), also each token's tag marginals at the calibrated
+        temperature, (n_tokens, n_tags) under "tag_marginals", from the same
+        encoder pass."""
         docs = list(docs)
         emissions = self.model.predict(docs)
         scheme, decoder = self.tag_scheme, self.decoder
@@ -265,6 +269,9 @@ class CRFEntityRecognizer(TrainablePipe):
                     prediction["scores"] = numpy.where(s[:, 2] == label_id, p, prediction["scores"])
             if self.candidates_key:
                 marginals = decoder.tag_marginals(emissions, temperature)
+                if tag_marginals:
+                    for prediction, m in zip(predictions, marginals):
+                        prediction["tag_marginals"] = m
                 candidates = [
                     candidate_spans(m, s, scheme, self.candidate_floor, self.candidate_max_length)
                     for m, s in zip(marginals, spans)
@@ -273,6 +280,10 @@ class CRFEntityRecognizer(TrainablePipe):
                 for prediction, c, p in zip(predictions, candidates, scored):
                     keep = p >= self.candidate_floor
                     prediction["candidates"], prediction["candidate_scores"] = c[keep], p[keep]
+        if tag_marginals and not all("tag_marginals" in p for p in predictions):
+            marginals = decoder.tag_marginals(emissions, self.cfg.get("temperature", 1.0))
+            for prediction, m in zip(predictions, marginals):
+                prediction["tag_marginals"] = m
         return predictions
 
     def set_annotations(self, docs: Iterable[Doc], predictions: List[dict]) -> None:
