@@ -29,6 +29,9 @@ Training data and missing annotation:
   other candidate a negative.
 - An Example whose reference has no `spans_key` group is an error naming the
   key (an empty group means "no mentions" and is fine).
+- Labels come from the span groups in `initialize` (or its `labels`
+  argument); with given labels, gold spans of any other label are ignored,
+  as spaCy's spancat does.
 - Gold mentions longer than `max_length` cannot be predicted or learnt:
   `initialize` warns with how many of how many; they are never dropped from
   the data silently (they stay in the scorer's gold).

@@ -13,12 +13,15 @@ import torch
 from spacy import displacy
 from spacy.tokens import DocBin
 from spacy.training import Example
+from spacy.util import load_config
 from thinc.api import fix_random_seed
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from spacy_medner.display import REGISTRY_NAME, label_colors
 from spacy_medner.ml.span_pointer import SpanPointerModule, band_mask, find_spans, span_loss, span_module, span_probabilities
-from spacy_medner.pipeline.span_ner import non_overlapping, overlaps
+from spacy_medner.pipeline.span_ner import DEFAULT_MODEL, non_overlapping, overlaps
+
+from ..conftest import ROOT, shared_corpus
 
 # Body parts inside symptoms and diseases, as in CMeEE: (start, end, label) in characters.
 NESTED_DATA = [
@@ -420,3 +423,28 @@ def test_loads_through_entry_points_without_import(trained, tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert "[('肺部', 'bod'), ('肺部感染', 'dis')]" in out.stdout
+
+
+# configs/cmeee_span.cfg ------------------------------------------------------
+
+
+def test_cmeee_config_keeps_the_default_encoder_and_the_factory_default():
+    """The benchmark compares decoders: the encoder must be cpu_default's."""
+    span = load_config(ROOT / "configs" / "cmeee_span.cfg", interpolate=False)
+    default = load_config(ROOT / "configs" / "cpu_default.cfg", interpolate=False)
+    assert span["components"]["span_ner"]["model"]["encoder"] == default["components"]["crf_ner"]["model"]["encoder"]
+    assert DEFAULT_MODEL["encoder"] == default["components"]["crf_ner"]["model"]["encoder"]
+    assert span["nlp"]["pipeline"] == ["span_ner"] and span["components"]["span_ner"]["spans_key"] == "sc"
+    assert span["training"]["score_weights"]["spans_sc_f"] == 1.0
+    assert "fgm_epsilon" not in span["components"]["span_ner"]
+
+
+def test_cmeee_config_max_length_is_the_shortest_covering_99_percent():
+    import json
+
+    raw = shared_corpus("cmeee")
+    records = json.loads((raw / "CMeEE-V2_dev.json").read_text(encoding="utf8"))
+    lengths = numpy.sort([e["end_idx"] - e["start_idx"] + 1 for r in records for e in r["entities"]])
+    covering = int(lengths[int(numpy.ceil(0.99 * len(lengths))) - 1])
+    config = load_config(ROOT / "configs" / "cmeee_span.cfg", interpolate=False)
+    assert config["components"]["span_ner"]["model"]["max_length"] == covering
