@@ -194,6 +194,24 @@ def test_banded_scores_equal_all_pairs_reference(kind):
     assert checked == int(valid.sum()) == sum(sum(min(5, n - s) for s in range(n)) for n in lengths)
 
 
+@pytest.mark.parametrize("kind", ["global_pointer", "biaffine"])
+def test_decoding_in_pieces_finds_what_the_whole_band_holds(kind):
+    """Prediction scores long docs a piece of starts at a time."""
+    m = module(kind)
+    X = torch.randn(2, 40, 8) * 3
+    mask = torch.arange(40)[None] < torch.tensor([40, 23])[:, None]
+    with torch.no_grad():
+        probs = torch.sigmoid(m(X, mask, mode="scores")) * band_mask(mask, 5).unsqueeze(3)
+        for threshold in (0.2, 0.5):
+            expected = (probs >= threshold).nonzero().tolist()
+            assert expected
+            for chunk in (1, 7, 40, 512):
+                found, p = m.decode(X, mask, threshold, chunk=chunk)
+                order = sorted(range(len(found)), key=lambda i: found[i].tolist())
+                assert [found[i].tolist() for i in order] == expected
+                torch.testing.assert_close(p[order], probs[tuple(found[order].T)], atol=1e-5, rtol=1e-5)
+
+
 def test_global_pointer_scores_depend_on_relative_position():
     """Rotary encoding: the same start/end vectors score the same at any offset."""
     m = module("global_pointer")
