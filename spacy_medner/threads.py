@@ -33,13 +33,15 @@ raise the threads only on a machine that is otherwise idle.
 """
 import os
 import sys
-from typing import Optional
+from concurrent.futures import ThreadPoolExecutor
+from typing import Optional, Tuple
 
 THREADS_ENV = "SPACY_MEDNER_THREADS"
 FORK_THREADS_ENV = "SPACY_MEDNER_FORK_THREADS"
 DEFAULT_THREADS = 1
 
 _hook_installed = False
+_helper: Optional[Tuple[int, ThreadPoolExecutor]] = None
 
 
 def available_cores() -> int:
@@ -96,6 +98,27 @@ def limit_threads(n: int) -> None:
     # report a value that libgomp does not act on.
     if torch is not None:
         torch.set_num_threads(n)
+
+
+def helper_thread() -> ThreadPoolExecutor:
+    """One helper thread per process, on which prediction runs work that
+    overlaps the main thread's (the BiGRU's second direction; the decoder's
+    forward-backward beside Viterbi) when torch has two or more threads:
+    such work is a long series of small torch calls that one core runs as
+    fast as two, and torch releases the GIL inside each call. Keyed by pid: a
+    forked worker inherits the parent's executor object but not its thread."""
+    global _helper
+    if _helper is None or _helper[0] != os.getpid():
+        _helper = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="spacy_medner"))
+    return _helper[1]
+
+
+def overlap_helps(device) -> bool:
+    """Whether work on a torch `device` should overlap on the helper thread:
+    on CPU with two or more torch threads."""
+    import torch
+
+    return device.type == "cpu" and torch.get_num_threads() >= 2
 
 
 def _after_fork_in_child() -> None:

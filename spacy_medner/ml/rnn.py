@@ -15,23 +15,10 @@ directions across the cores uses them better than splitting each step
 are those of running them one after the other, and training keeps the
 sequential path (autograd, dropout streams).
 """
-import os
-from concurrent.futures import ThreadPoolExecutor
-from typing import Optional, Tuple
-
 import torch
 from torch import nn
 
-_helper: Optional[Tuple[int, ThreadPoolExecutor]] = None
-
-
-def _helper_thread() -> ThreadPoolExecutor:
-    """One helper thread per process. Keyed by pid: a forked worker inherits
-    the parent's executor object but not its thread."""
-    global _helper
-    if _helper is None or _helper[0] != os.getpid():
-        _helper = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="medner-rnn"))
-    return _helper[1]
+from ..threads import helper_thread, overlap_helps
 
 
 def reverse_within_lengths(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -62,8 +49,8 @@ class BidirectionalRNN(nn.Module):
             if i > 0:
                 H = self.dropout(H)
             reversed_H = reverse_within_lengths(H, index)
-            if H.device.type == "cpu" and not torch.is_grad_enabled() and torch.get_num_threads() >= 2:
-                pending = _helper_thread().submit(_predict, fwd, H)
+            if overlap_helps(H.device) and not torch.is_grad_enabled():
+                pending = helper_thread().submit(_predict, fwd, H)
                 out_backward, _ = bwd(reversed_H)
                 out_forward, _ = pending.result()
             else:

@@ -253,37 +253,36 @@ class CRFEntityRecognizer(TrainablePipe):
         docs = list(docs)
         emissions = self.model.predict(docs)
         scheme, decoder = self.tag_scheme, self.decoder
-        spans = [scheme.decode(self.model.ops.to_numpy(ids)) for ids in decoder.decode(emissions)]
-        predictions = [{"spans": s} for s in spans]
+        temperature = self.cfg.get("temperature", 1.0)
         if self.spans_key:
-            temperature = self.cfg.get("temperature", 1.0)
-            for prediction, scores in zip(predictions, decoder.entity_probabilities(emissions, spans, scheme, temperature)):
-                prediction["scores"] = scores
-            # `calibrate --per-label`: each label's entities scored at its own temperature.
-            for label, label_temperature in (self.cfg.get("label_temperatures") or {}).items():
-                if label not in scheme.labels or label_temperature == temperature:
-                    continue
-                label_id = scheme.labels.index(label)
-                scored = decoder.entity_probabilities(emissions, spans, scheme, label_temperature)
-                for prediction, s, p in zip(predictions, spans, scored):
-                    prediction["scores"] = numpy.where(s[:, 2] == label_id, p, prediction["scores"])
-            if self.candidates_key:
-                marginals = decoder.tag_marginals(emissions, temperature)
-                if tag_marginals:
-                    for prediction, m in zip(predictions, marginals):
-                        prediction["tag_marginals"] = m
-                candidates = [
-                    candidate_spans(m, s, scheme, self.candidate_floor, self.candidate_max_length)
-                    for m, s in zip(marginals, spans)
-                ]
-                scored = decoder.entity_probabilities(emissions, candidates, scheme, temperature)
-                for prediction, c, p in zip(predictions, candidates, scored):
-                    keep = p >= self.candidate_floor
-                    prediction["candidates"], prediction["candidate_scores"] = c[keep], p[keep]
-        if tag_marginals and not all("tag_marginals" in p for p in predictions):
-            marginals = decoder.tag_marginals(emissions, self.cfg.get("temperature", 1.0))
+            spans, scores = decoder.decode_and_score(emissions, scheme, temperature)
+            predictions = [{"spans": s, "scores": p} for s, p in zip(spans, scores)]
+        else:
+            spans = [scheme.decode(self.model.ops.to_numpy(ids)) for ids in decoder.decode(emissions)]
+            predictions = [{"spans": s} for s in spans]
+        marginals = decoder.tag_marginals(emissions, temperature) if tag_marginals or (self.spans_key and self.candidates_key) else None
+        if tag_marginals:
             for prediction, m in zip(predictions, marginals):
                 prediction["tag_marginals"] = m
+        if not self.spans_key:
+            return predictions
+        # `calibrate --per-label`: each label's entities scored at its own temperature.
+        for label, label_temperature in (self.cfg.get("label_temperatures") or {}).items():
+            if label not in scheme.labels or label_temperature == temperature:
+                continue
+            label_id = scheme.labels.index(label)
+            scored = decoder.entity_probabilities(emissions, spans, scheme, label_temperature)
+            for prediction, s, p in zip(predictions, spans, scored):
+                prediction["scores"] = numpy.where(s[:, 2] == label_id, p, prediction["scores"])
+        if self.candidates_key:
+            candidates = [
+                candidate_spans(m, s, scheme, self.candidate_floor, self.candidate_max_length)
+                for m, s in zip(marginals, spans)
+            ]
+            scored = decoder.entity_probabilities(emissions, candidates, scheme, temperature)
+            for prediction, c, p in zip(predictions, candidates, scored):
+                keep = p >= self.candidate_floor
+                prediction["candidates"], prediction["candidate_scores"] = c[keep], p[keep]
         return predictions
 
     def set_annotations(self, docs: Iterable[Doc], predictions: List[dict]) -> None:

@@ -33,7 +33,7 @@ def test_concurrent_directions_equal_sequential():
     """With two threads, prediction runs the directions at the same time (one
     on a helper thread); the output is bit-identical to running them one
     after the other, and training keeps the sequential path."""
-    from spacy_medner.ml import rnn as rnn_module
+    from spacy_medner import threads as medner_threads
 
     torch.manual_seed(0)
     rnn = BidirectionalRNN("gru", 6, 8, depth=2, dropout=0.0).eval()
@@ -44,15 +44,15 @@ def test_concurrent_directions_equal_sequential():
         with torch.no_grad():
             sequential = rnn(X, lengths)
         torch.set_num_threads(2)
-        rnn_module._helper = None
+        medner_threads._helper = None
         with torch.no_grad():
             concurrent = rnn(X, lengths)
-        assert rnn_module._helper is not None, "the helper thread was not used"
+        assert medner_threads._helper is not None, "the helper thread was not used"
         assert torch.equal(sequential, concurrent)
         # Under autograd the helper thread is not used: the graph must be built on one thread.
-        rnn_module._helper = None
+        medner_threads._helper = None
         trained = rnn(X.requires_grad_(), lengths)
-        assert rnn_module._helper is None and trained.requires_grad
+        assert medner_threads._helper is None and trained.requires_grad
         torch.testing.assert_close(trained.detach(), sequential)
     finally:
         torch.set_num_threads(threads)
