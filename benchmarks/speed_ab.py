@@ -5,7 +5,9 @@
 
 A VARIANT is `label=MODEL` (the working tree's code) or `label=MODEL@REV`
 (the code of git revision REV, checked out into a temporary worktree and put
-first on the worker's PYTHONPATH). Every round runs each variant once, in a
+first on the worker's PYTHONPATH). `MODEL+int8` measures the experiment of
+int8 dynamic quantisation (torch.ao `quantize_dynamic`) of the encoder's
+GRU/LSTM and linear layers after loading MODEL. Every round runs each variant once, in a
 fresh process, in turn; a variant's figure is the median of its rounds. On a
 shared machine whose speed drifts by tens of percent within minutes, only
 figures taken this way, side by side, can be compared.
@@ -13,7 +15,9 @@ figures taken this way, side by side, can be compared.
 Each worker also returns a digest of the entities it predicted: variants with
 the same digest predicted identical entities (start, end, label) on every
 text, which is what an exact speed lever must keep. The report prints, per
-variant, whether its entities equal the first variant's.
+variant, whether its entities equal the first variant's. With `--gold
+DOCBIN` the texts are the gold docs' and each variant's exact-match entity F1
+is reported too: what an approximate lever costs.
 """
 import argparse
 import hashlib
@@ -32,8 +36,22 @@ from benchmarks.common import ROOT, command_line, provenance
 from benchmarks.speed import load_predictor, load_texts
 
 
-def measure(model: str, texts: List[str], batch_size: int) -> dict:
-    predictor = load_predictor(model)
+def quantized(nlp):
+    """The experiment: int8 dynamic quantisation of the torch encoder layers
+    that `quantize_dynamic` supports (GRU/LSTM, nn.Linear; not the attention's
+    packed input projection, which is a bare parameter)."""
+    import torch
+
+    for node in nlp.get_pipe("crf_ner").model.walk():
+        for shim in node.shims:
+            module = getattr(shim, "module", None)
+            if isinstance(module, torch.nn.Module) and module.__class__.__name__ == "SequenceEncoderModule":
+                torch.ao.quantization.quantize_dynamic(module, {torch.nn.GRU, torch.nn.LSTM, torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+    return nlp
+
+
+def measure(model: str, texts: List[str], batch_size: int, gold=None) -> dict:
+    predictor = quantized(load_predictor(model[: -len("+int8")])) if model.endswith("+int8") else load_predictor(model)
     list(predictor.pipe(texts[:32], batch_size=batch_size))
     digest = hashlib.sha256()
     start = time.perf_counter()
@@ -43,7 +61,12 @@ def measure(model: str, texts: List[str], batch_size: int) -> dict:
         digest.update(json.dumps([[e.start_char, e.end_char, e.label_] for e in doc.ents]).encode())
     import spacy_medner
 
-    return {
+    f1 = {}
+    if gold is not None:
+        from benchmarks.scoring import entity_set, score
+
+        f1 = {"f": round(100 * score(entity_set(gold), entity_set(docs))["f"], 2)}
+    return {**f1,
         "code": str(Path(spacy_medner.__file__).parent),
         "chars_per_second": round(sum(map(len, texts)) / seconds),
         "seconds": round(seconds, 3),
@@ -51,6 +74,13 @@ def measure(model: str, texts: List[str], batch_size: int) -> dict:
         "entities": sum(len(doc.ents) for doc in docs),
         "digest": digest.hexdigest()[:16],
     }
+
+
+def read_gold(path: Path):
+    import spacy
+    from spacy.tokens import DocBin
+
+    return list(DocBin().from_disk(path).get_docs(spacy.blank("zh").vocab))
 
 
 def parse_variant(text: str):
@@ -76,8 +106,11 @@ def run_worker(model: str, code: Optional[Path], threads: int, args) -> dict:
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", model, "--threads", str(threads), "--batch-size", str(args.batch_size)]
     if args.texts:
         command += ["--texts", str(args.texts.resolve())]
-    if model.endswith((".cfg", ".pkl")) or Path(model).exists():
-        command[3] = str(Path(model).resolve())
+    if args.gold:
+        command += ["--gold", str(args.gold.resolve())]
+    base, suffix = (model[: -len("+int8")], "+int8") if model.endswith("+int8") else (model, "")
+    if Path(base).exists():
+        command[3] = str(Path(base).resolve()) + suffix
     result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tempfile.gettempdir())
     if result.returncode != 0:
         raise SystemExit(f"measuring {model} ({code or 'working tree'}) on {threads} threads failed:\n{result.stderr[-3000:]}")
@@ -92,6 +125,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("variants", nargs="*", type=parse_variant)
     parser.add_argument("--texts", type=Path)
+    parser.add_argument("--gold", type=Path, help="a DocBin: its texts are measured and its entities score each variant")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -102,12 +136,13 @@ def main(argv=None) -> None:
         import torch
 
         torch.set_num_threads(int(args.threads))
-        _, texts = load_texts(args.texts)
-        print(json.dumps(measure(args.worker, texts, args.batch_size)))
+        gold = read_gold(args.gold) if args.gold else None
+        texts = [doc.text for doc in gold] if gold else load_texts(args.texts)[1]
+        print(json.dumps(measure(args.worker, texts, args.batch_size, gold)))
         return
     if len(args.variants) < 2:
         parser.error("give at least two variants")
-    source, texts = load_texts(args.texts)
+    source, texts = (args.gold, [d.text for d in read_gold(args.gold)]) if args.gold else load_texts(args.texts)
     n_chars = sum(map(len, texts))
     print(f"texts: {source.name}, {len(texts)} docs, {n_chars:,} chars; batch {args.batch_size}; {args.rounds} interleaved rounds")
     rows = []
@@ -134,11 +169,12 @@ def main(argv=None) -> None:
                         "chars_per_second": round(median), "rounds": speeds, "speedup": round(median / base, 3),
                         "peak_rss_mb": max(r["peak_rss_mb"] for r in runs[label]),
                         "entities": runs[label][0]["entities"], "same_entities": digests == {reference},
+                        **({"f": runs[label][0]["f"]} if "f" in runs[label][0] else {}),
                     }
                     rows.append(row)
                     print(
                         f"threads {threads}  {label:<24} {row['chars_per_second']:>8,} chars/s  x{row['speedup']:.2f}  "
-                        f"peak {row['peak_rss_mb']} MB  entities {row['entities']}  "
+                        f"peak {row['peak_rss_mb']} MB  entities {row['entities']}  " + (f"F1 {row['f']}  " if "f" in row else "") +
                         f"{'identical' if row['same_entities'] else 'DIFFERENT'}  rounds {speeds}"
                     )
         finally:
