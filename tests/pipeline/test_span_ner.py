@@ -466,3 +466,16 @@ def test_cmeee_config_max_length_is_the_shortest_covering_99_percent():
     covering = int(lengths[int(numpy.ceil(0.99 * len(lengths))) - 1])
     config = load_config(ROOT / "configs" / "cmeee_span.cfg", interpolate=False)
     assert config["components"]["span_ner"]["model"]["max_length"] == covering
+
+
+def test_whitespace_edges_are_trimmed_and_duplicates_keep_the_higher_score(trained):
+    pipe = trained.get_pipe("span_ner")
+    doc = trained.make_doc("患者  左下腹  疼痛")  # a second space is a token of its own
+    assert [t.text for t in doc][2] == " " and doc[6].is_space
+    bod, sym = pipe.labels.index("bod"), pipe.labels.index("sym")
+    spans = numpy.array([[2, 6, bod], [3, 6, bod], [2, 3, sym], [3, 9, sym]])
+    pipe.set_annotations([doc], [(spans, numpy.array([0.6, 0.9, 0.7, 0.8], dtype="float32"))])
+    group = doc.spans["sc"]
+    assert [(s.text, s.label_) for s in group] == [("左下腹", "bod"), ("左下腹  疼痛", "sym")]
+    assert group.attrs["scores"] == pytest.approx([0.9, 0.8])
+    assert [(e.text, e.label_) for e in doc.ents] == [("左下腹", "bod")]
