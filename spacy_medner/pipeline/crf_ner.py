@@ -40,13 +40,9 @@ from ..ml.decoder import TagDecoder
 from ..ml.lazy_torch import shims_missing_averages
 from ..tags import TagScheme
 
-# The network of configs/cpu_default.cfg (tests/test_configs.py keeps the two equal).
-DEFAULT_MODEL_CONFIG = """
-[model]
-@architectures = "spacy_medner.EntityTagger.v1"
-decoder = "crf"
-nO = null
-
+# The encoder of configs/cpu_default.cfg, under any head: crf_ner's tagger
+# here, span_ner's span decoder (tests/test_configs.py keeps the two equal).
+DEFAULT_ENCODER_CONFIG = """
 [model.encoder]
 @architectures = "spacy_medner.SequenceEncoder.v1"
 rnn = "gru"
@@ -66,6 +62,13 @@ bigram_width = 32
 rows = 10000
 bigram_rows = 50000
 """
+# The network of configs/cpu_default.cfg.
+DEFAULT_MODEL_CONFIG = """
+[model]
+@architectures = "spacy_medner.EntityTagger.v1"
+decoder = "crf"
+nO = null
+""" + DEFAULT_ENCODER_CONFIG
 DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 
 

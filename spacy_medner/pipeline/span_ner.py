@@ -55,9 +55,9 @@ from thinc.api import Config, Model, set_dropout_rate
 from .. import architectures  # noqa: F401  (registers the architectures used below)
 from ..display import label_colors, register_displacy_colors
 from ..ml.span_pointer import find_spans, span_loss
-from .crf_ner import _strip_whitespace
+from .crf_ner import DEFAULT_ENCODER_CONFIG, _strip_whitespace
 
-# The encoder of configs/cpu_default.cfg under the span decoder (configs/cmeee_span.cfg keeps it).
+# The span decoder on the encoder of configs/cpu_default.cfg (configs/cmeee_span.cfg keeps it).
 DEFAULT_MODEL_CONFIG = """
 [model]
 @architectures = "spacy_medner.SpanPointer.v1"
@@ -65,26 +65,7 @@ kind = "global_pointer"
 max_length = 16
 width = 64
 nO = null
-
-[model.encoder]
-@architectures = "spacy_medner.SequenceEncoder.v1"
-rnn = "gru"
-rnn_width = 256
-rnn_depth = 1
-attention = "mha"
-attention_heads = 4
-attention_window = 128
-residual = true
-layer_norm = true
-dropout = 0.25
-
-[model.encoder.tok2vec]
-@architectures = "spacy_medner.CharEmbed.v1"
-width = 64
-bigram_width = 32
-rows = 10000
-bigram_rows = 50000
-"""
+""" + DEFAULT_ENCODER_CONFIG
 DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 
 
