@@ -19,12 +19,17 @@ was lost.
 Long records: a text longer than `split_length` characters is cut at
 sentence ends (`corpora.segment`, the splitter of the training data, so the
 pieces look like what the model was trained on), the pieces are predicted
-like any record, and their entities are shifted back to offsets into the
-original text. Nothing is truncated; an entity that would straddle a cut is
+like any record, and their entities (and span_ner's mentions) are shifted
+back to offsets into the original text. Nothing is truncated; an entity that would straddle a cut is
 only possible where no sentence or clause break falls within `split_length`
 characters. `split_length=0` predicts every record whole: cost still grows
 linearly with length (the BiGRU is linear), but one 100,000-character record
 then holds one worker for its whole length.
+
+Scores and mentions: `spans_key` None (the default) takes the span group
+of the pipeline's crf_ner or span_ner component (`io.entities.scoring_group`);
+a span_ner pipeline's rows also carry `mentions`, every span of that group
+with its score, nested ones included.
 
 Threads: every worker (the one process, each of `n_process` forked workers)
 runs torch with `threads` intra-op threads, 1 by default
@@ -45,7 +50,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from .corpora.segment import segment
-from .io.entities import DEFAULT_SPANS_KEY, doc_entities
+from .io.entities import ScoringGroup, doc_result, scoring_group, shift_result
 from .io.readers import MISSING, InputError, InputRecord, RecordReader
 from .io.writers import DocBinWriter, JsonlAppender, OutputError, result_row, writer_for
 from .threads import FORK_THREADS_ENV, limit_threads, worker_threads
@@ -69,7 +74,7 @@ class AnnotateOptions:
     chunk_size: int = 1000  # records per commit
     include_text: bool = True
     jsonl_format: str = "entities"
-    spans_key: str = DEFAULT_SPANS_KEY
+    spans_key: Optional[str] = None  # span group of the entity scores; None: the pipeline's (io.entities.scoring_group)
     resume: bool = False
     overwrite: bool = False
 
@@ -267,7 +272,7 @@ class AnnotateJob:
                 for k, (start, end) in enumerate(cuts):
                     yield text[start:end], ("piece", record.id, record.source, record.line, k, len(cuts), start)
 
-    def _predict(self, nlp) -> Iterator[Tuple[Any, tuple]]:
+    def _predict(self, nlp, group: ScoringGroup) -> Iterator[Tuple[Any, tuple]]:
         """(prediction, context) in input order. One process, or DocBin output (which
         needs the Docs): spaCy's `nlp.pipe`. Several processes otherwise: a pool of
         forked workers that return entities, not Docs: spaCy's n_process sends every
@@ -276,7 +281,7 @@ class AnnotateJob:
         options = self.options
         if options.n_process == 1 or isinstance(self.writer, DocBinWriter) or "fork" not in multiprocessing.get_all_start_methods():
             return nlp.pipe(self._items(), as_tuples=True, batch_size=options.batch_size, n_process=options.n_process)
-        return _pool_predict(nlp, self._items(), options)
+        return _pool_predict(nlp, self._items(), options, group)
 
     def run(self) -> Summary:
         started = time.monotonic()
@@ -284,6 +289,7 @@ class AnnotateJob:
         if self.complete:
             return self.summary
         nlp = load_pipeline(self.model, self.options)
+        group = scoring_group(nlp, self.options.spans_key)
         progress = self.make_progress(self.reader) if self.make_progress else None
         rows: List[dict] = []
         docs: list = []
@@ -292,7 +298,7 @@ class AnnotateJob:
         in_chunk = 0
         reasons = Counter(self.summary.reasons)
         options = self.options
-        stream = self._predict(nlp)
+        stream = self._predict(nlp, group)
         for doc, context in stream:
             kind = context[0]
             chars = 0
@@ -301,9 +307,9 @@ class AnnotateJob:
                 pieces.append((doc, offset))
                 if k < count - 1:
                     continue
-                entities, text, merged = merge_pieces(pieces, options.spans_key)
+                found, text, merged = merge_results(pieces, group)
                 pieces = []
-                rows.append(result_row(id_, text, entities, options.include_text, options.jsonl_format))
+                rows.append(result_row(id_, text, found["entities"], options.include_text, options.jsonl_format, found.get("mentions")))
                 if merged is not None:
                     merged.user_data["id"] = id_
                     docs.append(merged)
@@ -336,20 +342,25 @@ class AnnotateJob:
 
 @dataclass
 class Predicted:
-    """A piece predicted by a pool worker: its text and entities (no Doc)."""
+    """A piece predicted by a pool worker: its text and output fields
+    (`io.entities.doc_result`: entities, and mentions for span_ner; no Doc)."""
 
     text: str
-    entities: List[dict]
+    result: Dict[str, List[dict]]
+
+    @property
+    def entities(self) -> List[dict]:
+        return self.result["entities"]
 
 
 _WORKER_NLP = None  # the pipeline a forked pool worker inherits from the parent
 
 
-def _predict_batch(texts: List[str], spans_key: Optional[str]) -> List[List[dict]]:
-    return [doc_entities(doc, spans_key) for doc in _WORKER_NLP.pipe(texts, batch_size=len(texts) or 1)]
+def _predict_batch(texts: List[str], group: ScoringGroup) -> List[Dict[str, List[dict]]]:
+    return [doc_result(doc, group) for doc in _WORKER_NLP.pipe(texts, batch_size=len(texts) or 1)]
 
 
-def _pool_predict(nlp, items: Iterator[Tuple[str, tuple]], options: AnnotateOptions) -> Iterator[Tuple[Predicted, tuple]]:
+def _pool_predict(nlp, items: Iterator[Tuple[str, tuple]], options: AnnotateOptions, group: ScoringGroup) -> Iterator[Tuple[Predicted, tuple]]:
     """Batches of `batch_size` items to `n_process` forked workers, at most two
     batches per worker in flight (so the input is read as fast as it is
     predicted, not all at once), results in input order."""
@@ -362,12 +373,12 @@ def _pool_predict(nlp, items: Iterator[Tuple[str, tuple]], options: AnnotateOpti
         for item in items:
             batch.append(item)
             if len(batch) >= options.batch_size:
-                pending.append((batch, pool.apply_async(_predict_batch, ([t for t, _ in batch], options.spans_key))))
+                pending.append((batch, pool.apply_async(_predict_batch, ([t for t, _ in batch], group))))
                 batch = []
                 while len(pending) >= 2 * options.n_process:
                     yield from _drain(pending.popleft())
         if batch:
-            pending.append((batch, pool.apply_async(_predict_batch, ([t for t, _ in batch], options.spans_key))))
+            pending.append((batch, pool.apply_async(_predict_batch, ([t for t, _ in batch], group))))
         while pending:
             yield from _drain(pending.popleft())
         pool.close()
@@ -379,27 +390,49 @@ def _pool_predict(nlp, items: Iterator[Tuple[str, tuple]], options: AnnotateOpti
 
 def _drain(entry) -> Iterator[Tuple[Predicted, tuple]]:
     batch, result = entry
-    for (text, context), entities in zip(batch, result.get()):
-        yield Predicted(text, entities), context
+    for (text, context), found in zip(batch, result.get()):
+        yield Predicted(text, found), context
+
+
+def merge_results(pieces: List[Tuple[Any, int]], group: ScoringGroup) -> Tuple[Dict[str, List[dict]], str, Any]:
+    """A record's pieces (Docs or `Predicted`) merged: the output fields
+    (`io.entities.doc_result`: entities, and mentions for span_ner) with
+    offsets into the whole text, the text, and the whole Doc (the pieces
+    joined, their entities and span groups kept, scores included; None for
+    `Predicted` pieces)."""
+    found: Dict[str, List[dict]] = {}
+    for piece, offset in pieces:
+        result = piece.result if isinstance(piece, Predicted) else doc_result(piece, group)
+        for field, items in shift_result(result, offset).items():
+            found.setdefault(field, []).extend(items)
+    text = "".join(piece.text for piece, _ in pieces)
+    if isinstance(pieces[0][0], Predicted):
+        return found, text, None
+    if len(pieces) == 1:
+        return found, text, pieces[0][0]
+    return found, text, join_docs([doc for doc, _ in pieces])
+
+
+def join_docs(docs: list):
+    """`Doc.from_docs`, keeping the span groups' `attrs["scores"]` (which it
+    drops): a group's scores are the pieces' scores in order, when every
+    piece has the group with one score a span."""
+    from spacy.tokens import Doc
+
+    merged = Doc.from_docs(docs, ensure_whitespace=False)
+    for key in merged.spans:
+        groups = [doc.spans[key] if key in doc.spans else None for doc in docs]
+        if all(g is not None and g.attrs.get("scores") is not None and len(g.attrs["scores"]) == len(g) for g in groups):
+            scores = [float(s) for g in groups for s in g.attrs["scores"]]
+            if len(scores) == len(merged.spans[key]):
+                merged.spans[key].attrs["scores"] = scores
+    return merged
 
 
 def merge_pieces(pieces: List[Tuple[Any, int]], spans_key: Optional[str]) -> Tuple[List[dict], str, Any]:
-    """A record's pieces (Docs or `Predicted`) merged: the entities with offsets
-    into the whole text, the text, and the whole Doc (the pieces joined, their
-    entities and span groups kept; None for `Predicted` pieces)."""
-    entities: List[dict] = []
-    for piece, offset in pieces:
-        found = piece.entities if isinstance(piece, Predicted) else doc_entities(piece, spans_key)
-        for entity in found:
-            entities.append({**entity, "start": entity["start"] + offset, "end": entity["end"] + offset})
-    text = "".join(piece.text for piece, _ in pieces)
-    if isinstance(pieces[0][0], Predicted):
-        return entities, text, None
-    if len(pieces) == 1:
-        return entities, text, pieces[0][0]
-    from spacy.tokens import Doc
-
-    return entities, text, Doc.from_docs([doc for doc, _ in pieces], ensure_whitespace=False)
+    """`merge_results` with the entities only (scores from `spans_key`)."""
+    found, text, merged = merge_results(pieces, ScoringGroup(spans_key, False))
+    return found.get("entities", []), text, merged
 
 
 def annotate(model: str, inputs: Sequence[Path], output: Path, errors: Optional[Path] = None,
@@ -411,4 +444,4 @@ def annotate(model: str, inputs: Sequence[Path], output: Path, errors: Optional[
 
 
 __all__ = ["AnnotateError", "AnnotateJob", "AnnotateOptions", "InputError", "OutputError", "Summary", "annotate",
-           "bad_record_reason", "merge_pieces"]
+           "bad_record_reason", "merge_pieces", "merge_results"]

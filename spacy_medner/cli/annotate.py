@@ -31,6 +31,7 @@ def annotate_cli(
     id_field: Optional[str] = typer.Option(None, "--id-field", help="Field or column holding the record id (default: the line number)."),
     jsonl_format: JsonlFormat = typer.Option(JsonlFormat.entities, "--format", help="JSON-lines shape: entities, or prodigy/doccano to read back with `convert` as pre-annotations."),
     no_text: bool = typer.Option(False, "--no-text", help="Leave the text out of entities/Parquet rows (ids and entities only)."),
+    spans_key: Optional[str] = typer.Option(None, "--spans-key", help="doc.spans key holding the entity scores (default: the spans_key of the pipeline's crf_ner or span_ner component)."),
     batch_size: int = typer.Option(64, "--batch-size", help="Records per nlp.pipe batch."),
     n_process: int = typer.Option(1, "--n-process", help="Worker processes (local engine)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads per worker (default 1, or env SPACY_MEDNER_THREADS; use --n-process for more cores)."),
@@ -58,7 +59,7 @@ def annotate_cli(
     options = AnnotateOptions(
         text_field=text_field, id_field=id_field, batch_size=batch_size, n_process=n_process, threads=threads,
         max_chars=max_chars, split_length=split_length, chunk_size=chunk_size, include_text=not no_text,
-        jsonl_format=jsonl_format.value, resume=resume, overwrite=overwrite,
+        jsonl_format=jsonl_format.value, spans_key=spans_key or None, resume=resume, overwrite=overwrite,
     )
     progress = lambda reader: Progress(reader, log_every=log_every)  # noqa: E731
     try:

@@ -18,7 +18,7 @@ Stages:
 3. Write: the driver iterates the results in input order (`preserve_order`)
    and writes them with the local engine's writers and errors file, in
    committed chunks, so the output of `--engine ray` is byte-for-byte the
-   local engine's. The driver only parses JSON and appends, which keeps up
+   local engine's (a span_ner pipeline's mentions included). The driver only parses JSON and appends, which keeps up
    with dozens of actors; beyond that, write per block with Ray's own
    `write_parquet` instead.
 
@@ -30,6 +30,7 @@ from typing import Dict, Iterator, List, Optional, Sequence
 
 from ..annotate import AnnotateError, AnnotateJob, AnnotateOptions, Progress, Summary, bad_record_reason, reason_category
 from ..corpora.segment import segment
+from ..io.entities import shift_result
 from ..io.readers import RecordReader
 from ..io.writers import DocBinWriter, OutputError, result_row
 
@@ -80,24 +81,31 @@ class _Predictor:
         import spacy
 
         import spacy_medner  # noqa: F401
+        from ..io.entities import scoring_group
         from ..threads import limit_threads
 
         import torch  # noqa: F401  (so that limit_threads finds it)
 
         limit_threads(threads)
         self.nlp = spacy.load(model)
-        self.spans_key = spans_key
+        self.group = scoring_group(self.nlp, spans_key)  # the same on every actor: the same pipeline
 
     def __call__(self, batch: Dict) -> Dict:
-        from ..io.entities import doc_entities
+        """Adds the columns `entities` and `mentions` (JSON; "" for a bad
+        record, and for mentions when the pipeline has none to give)."""
+        from ..io.entities import doc_result
 
         pieces = list(batch["piece"])
         reasons = list(batch["reason"])
         todo = [i for i, reason in enumerate(reasons) if not reason]
         entities = [""] * len(pieces)
+        mentions = [""] * len(pieces)
         for i, doc in zip(todo, self.nlp.pipe((pieces[i] for i in todo), batch_size=len(todo) or 1)):
-            entities[i] = json.dumps(doc_entities(doc, self.spans_key), ensure_ascii=False)
-        return {**batch, "entities": entities}
+            found = doc_result(doc, self.group)
+            entities[i] = json.dumps(found["entities"], ensure_ascii=False)
+            if "mentions" in found:
+                mentions[i] = json.dumps(found["mentions"], ensure_ascii=False)
+        return {**batch, "entities": entities, "mentions": mentions}
 
 
 def _model_path(model: str) -> str:
@@ -156,7 +164,7 @@ def _write(job: AnnotateJob, results, progress: Optional[Progress]) -> None:
     error_rows: List[dict] = []
     reasons = dict(summary.reasons)
     pieces: List[str] = []
-    entities: List[dict] = []
+    found: Dict[str, List[dict]] = {}
     in_chunk = 0
     for result in results:
         chars = 0
@@ -168,15 +176,19 @@ def _write(job: AnnotateJob, results, progress: Optional[Progress]) -> None:
         else:
             offset = int(result["offset"])
             pieces.append(result["piece"])
-            entities += [{**e, "start": e["start"] + offset, "end": e["end"] + offset} for e in json.loads(result["entities"])]
+            piece = {"entities": json.loads(result["entities"])}
+            if result["mentions"]:
+                piece["mentions"] = json.loads(result["mentions"])
+            for field, items in shift_result(piece, offset).items():
+                found.setdefault(field, []).extend(items)
             if int(result["k"]) < int(result["n"]) - 1:
                 continue
             text = "".join(pieces)
-            rows.append(result_row(result["id"], text, entities, options.include_text, options.jsonl_format))
+            rows.append(result_row(result["id"], text, found["entities"], options.include_text, options.jsonl_format, found.get("mentions")))
             summary.written += 1
             summary.chars += len(text)
             chars = len(text)
-            pieces, entities = [], []
+            pieces, found = [], {}
         job.cursor += 1
         summary.records_in += 1
         in_chunk += 1

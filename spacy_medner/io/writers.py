@@ -15,12 +15,17 @@ The output format follows the extension:
 
 JSON-lines rows come in three shapes (`jsonl_format`):
 
-- `entities` (default): `{"id", "text"?, "entities": [{"start", "end", "label", "text", "score"?}]}`
+- `entities` (default): `{"id", "text"?, "entities": [{"start", "end", "label", "text", "score"?}], "mentions"?: [...]}`;
+  `mentions` (a span_ner pipeline only) holds every span of its span group,
+  nested and overlapping ones too, in the entities' shape.
 - `prodigy`: `{"id", "text", "spans": [...same entities...]}`, read back by
   `convert prodigy` as pre-annotations.
 - `doccano`: `{"id", "text", "label": [[start, end, label], ...]}`, read back
   by `convert doccano`. (The default shape maps to it with
   `{"id": r["id"], "text": r["text"], "label": [[e["start"], e["end"], e["label"]] for e in r["entities"]]}`.)
+
+The prodigy and doccano shapes hold the entities only (`doc.ents`, no
+overlaps): `convert` reads them back as flat pre-annotations.
 """
 import json
 import os
@@ -44,8 +49,10 @@ def output_kind(path: Path) -> str:
     return kind
 
 
-def result_row(id_: str, text: str, entities: List[dict], include_text: bool = True, jsonl_format: str = "entities") -> dict:
-    """One output record in the chosen shape (offsets into the original text)."""
+def result_row(id_: str, text: str, entities: List[dict], include_text: bool = True, jsonl_format: str = "entities",
+               mentions: Optional[List[dict]] = None) -> dict:
+    """One output record in the chosen shape (offsets into the original text);
+    `mentions` (None: none) goes into the entities shape only."""
     if jsonl_format == "doccano":
         return {"id": id_, "text": text, "label": [[e["start"], e["end"], e["label"]] for e in entities]}
     if jsonl_format == "prodigy":
@@ -54,6 +61,8 @@ def result_row(id_: str, text: str, entities: List[dict], include_text: bool = T
     if include_text:
         row["text"] = text
     row["entities"] = entities
+    if mentions is not None:
+        row["mentions"] = mentions
     return row
 
 
@@ -178,7 +187,9 @@ class _PartsWriter:
 
 class ParquetWriter(_PartsWriter):
     """Columns id (string), text (string, unless left out) and entities
-    (a list of {start, end, label, text, score}; score null without scores)."""
+    (a list of {start, end, label, text, score}; score null without scores),
+    and mentions (the same type) when the rows have them (a span_ner
+    pipeline: every row of a job then has them)."""
 
     suffix = ".parquet"
 
@@ -191,6 +202,7 @@ class ParquetWriter(_PartsWriter):
         entity = pa.struct([("start", pa.int64()), ("end", pa.int64()), ("label", pa.string()), ("text", pa.string()), ("score", pa.float64())])
         fields = [("id", pa.string())] + ([("text", pa.string())] if include_text else []) + [("entities", pa.list_(entity))]
         self.schema = pa.schema(fields)
+        self.with_mentions = self.schema.append(pa.field("mentions", pa.list_(entity)))
 
     def write(self, rows: List[dict], docs: List[Doc]) -> None:
         if not rows:
@@ -198,9 +210,12 @@ class ParquetWriter(_PartsWriter):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        columns = {name: [row.get(name) for row in rows] for name in self.schema.names}
-        columns["entities"] = [[{**e, "score": e.get("score")} for e in ents] for ents in columns["entities"]]
-        table = pa.Table.from_pydict(columns, schema=self.schema)
+        schema = self.with_mentions if "mentions" in rows[0] else self.schema
+        columns = {name: [row.get(name) for row in rows] for name in schema.names}
+        for name in ("entities", "mentions"):
+            if name in columns:
+                columns[name] = [[{**e, "score": e.get("score")} for e in ents or []] for ents in columns[name]]
+        table = pa.Table.from_pydict(columns, schema=schema)
         self._commit(lambda tmp: pq.write_table(table, tmp))
 
     def written_ids(self) -> Iterator[str]:
