@@ -35,7 +35,7 @@ def serve_cli(
     batching: bool = typer.Option(True, "--batching/--no-batching", help="Gather concurrent requests into one model call."),
     batch_wait_ms: float = typer.Option(5.0, "--batch-wait-ms", help="Most milliseconds a batch waits for requests already received and still being read (a lone request never waits)."),
     batch_max_texts: int = typer.Option(64, "--batch-max-texts", help="Most texts gathered into one model call."),
-    spans_key: str = typer.Option("crf_ner", "--spans-key", help="doc.spans key holding the entity scores."),
+    spans_key: Optional[str] = typer.Option(None, "--spans-key", help="doc.spans key holding the entity scores (default: the spans_key of the pipeline's crf_ner or span_ner component)."),
     code: Optional[Path] = typer.Option(None, "--code", help="Python file with custom components the pipeline needs (as in `spacy train --code`)."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn's log level."),
 ) -> None:
@@ -66,7 +66,7 @@ def serve_cli(
     settings = ServeSettings(
         model=model, max_text_chars=max_text_chars, max_batch_texts=max_batch_texts, max_body_bytes=max_body_bytes,
         batching=batching, batch_wait_ms=batch_wait_ms, batch_max_texts=batch_max_texts, threads=threads,
-        workers=workers, spans_key=spans_key, code=str(code.resolve()) if code else None,
+        workers=workers, spans_key=spans_key or None, code=str(code.resolve()) if code else None,
     )
     # Workers are fresh processes that import the app by name: they read the
     # settings from the environment, and OpenMP/MKL read their thread limit

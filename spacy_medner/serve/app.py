@@ -39,7 +39,11 @@ class Entity(BaseModel):
 
 
 class EntitiesResult(BaseModel):
-    entities: List[Entity]
+    entities: List[Entity] = Field(description="doc.ents: the entities, never overlapping, in order.")
+    mentions: Optional[List[Entity]] = Field(
+        None, description="A span_ner (nested-entity) pipeline only: every span it found with its probability, "
+        "nested and overlapping ones too, by start, then end, then label. Absent for crf_ner pipelines.",
+    )
 
 
 class BatchResult(BaseModel):
@@ -297,6 +301,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     @app.post(
         "/v1/entities", summary="The entities of one text or of several",
         description=f"`{{\"text\": ...}}` → `{{\"entities\": [...]}}`; `{{\"texts\": [...]}}` → `{{\"results\": [{{\"entities\": [...]}}, ...]}}` in order. "
+        f"A span_ner (nested-entity) pipeline adds `mentions` beside `entities`: every span found, overlaps included. "
         f"Offsets are character offsets into the text sent. {limits}",
         response_model=Union[EntitiesResult, BatchResult], responses=errors_doc,
     )
@@ -306,9 +311,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
         token = raw.scope.get(ARRIVAL)
         if request.text is not None:
             (found,) = await batcher.submit([request.text], token)
-            return JSONResponse({"entities": found})
+            return JSONResponse(found)
         found = await batcher.submit(request.texts, token)
-        return JSONResponse({"results": [{"entities": e} for e in found]})
+        return JSONResponse({"results": found})
 
     return app
 

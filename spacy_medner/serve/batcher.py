@@ -24,11 +24,11 @@ breaks the model fails its own request only.
 import asyncio
 import logging
 from concurrent.futures import Executor
-from typing import Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 logger = logging.getLogger("uvicorn.error")  # uvicorn configures its handlers
 
-Predict = Callable[[List[str]], List[list]]
+Predict = Callable[[List[str]], List[Any]]  # one result per text, in order
 Item = Tuple[List[str], asyncio.Future]
 
 
@@ -68,8 +68,8 @@ class MicroBatcher:
         if token.pop("arriving", False):
             self.arriving -= 1
 
-    async def submit(self, texts: List[str], token: Optional[dict] = None) -> List[list]:
-        """The entities of each of `texts`, in order."""
+    async def submit(self, texts: List[str], token: Optional[dict] = None) -> List[Any]:
+        """The result of each of `texts` (what `predict` gives), in order."""
         if token is not None:
             self.request_left(token)
         if not texts:

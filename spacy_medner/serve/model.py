@@ -51,11 +51,12 @@ def label_colors(labels: List[str]) -> Dict[str, str]:
 class ModelHolder:
     """Owns the pipeline and the one thread that runs it."""
 
-    def __init__(self, model: str, threads: int, spans_key: str = "crf_ner", code: Optional[str] = None) -> None:
+    def __init__(self, model: str, threads: int, spans_key: Optional[str] = None, code: Optional[str] = None) -> None:
         self.model = model
         self.code = code
         self.threads = threads
-        self.spans_key = spans_key
+        self.spans_key = spans_key  # as given (None: the pipeline's); the one used is self.group.key
+        self.group = None
         self.nlp = None
         self.error: Optional[str] = None
         self.loaded_in_s: Optional[float] = None
@@ -89,6 +90,9 @@ class ModelHolder:
                 spacy.util.import_file("spacy_medner_serve_code", self.code)
 
             nlp = spacy.load(self.model)
+            from ..io.entities import scoring_group
+
+            self.group = scoring_group(nlp, self.spans_key)
             self.metadata = self._metadata(nlp)
             self.nlp = nlp
             self.loaded_in_s = round(time.perf_counter() - start, 3)
@@ -119,16 +123,18 @@ class ModelHolder:
             "pipeline": list(nlp.pipe_names),
             "labels": labels,
             "colors": label_colors(labels),
-            "spans_key": self.spans_key,
+            "spans_key": self.group.key,
+            "mentions": self.group.mentions,
             "versions": versions,
             "torch_threads": self.threads,
         }
 
-    def predict(self, texts: List[str]) -> List[List[dict]]:
-        """Entities of each text, in order. Runs on the model thread."""
-        from ..io.entities import doc_entities
+    def predict(self, texts: List[str]) -> List[Dict[str, List[dict]]]:
+        """The result of each text, in order: {"entities"} and, for a span_ner
+        pipeline, "mentions" (`io.entities.doc_result`). Runs on the model thread."""
+        from ..io.entities import doc_result
 
-        return [doc_entities(doc, self.spans_key) for doc in self.nlp.pipe(texts, batch_size=max(1, len(texts)))]
+        return [doc_result(doc, self.group) for doc in self.nlp.pipe(texts, batch_size=max(1, len(texts)))]
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

@@ -30,7 +30,8 @@ class ServeSettings:
     # Torch intra-op threads of each worker; None: spacy_medner.threads' default (1, or $SPACY_MEDNER_THREADS).
     threads: Optional[int] = None
     workers: int = 1
-    spans_key: str = "crf_ner"
+    # doc.spans key of the entity scores; None: the pipeline's (io.entities.scoring_group).
+    spans_key: Optional[str] = None
     # A Python file with custom components, imported before loading (spaCy's --code).
     code: Optional[str] = None
 
