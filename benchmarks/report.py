@@ -503,9 +503,10 @@ def nested_section(metrics: Path) -> List[str]:
         split = first["splits"]["splits"][f"test-{test}"]
         budget = next((r["time_budget"] for r in runs.values() if r.get("time_budget")), None)
         lines += [
-            f"{first['splits']['note']}. Test: {split['records']:,} records, {ceiling['n_gold']:,} mentions, of which "
+            # The corpus note's first clause: the rest describes the flat accuracy rows' scoring, not this section's.
+            f"{first['splits']['note'].split(';')[0]}. Test: {split['records']:,} records, {ceiling['n_gold']:,} mentions, of which "
             f"{ceiling['n_outer']:,} are outer mentions (`doc.ents`) and {ceiling['n_gold'] - ceiling['n_outer']:,} lie "
-            "inside another. Every system is scored against all mentions of `doc.spans[\"sc\"]`, exact start, end and "
+            "inside or across another. Every system is scored against all mentions of `doc.spans[\"sc\"]`, exact start, end and "
             "type; the flat systems predict `doc.ents`, the span systems a span group. outer F1: `doc.ents` against the "
             "gold outer mentions (what the accuracy tables score).",
             "",
@@ -524,6 +525,11 @@ def nested_section(metrics: Path) -> List[str]:
             nested_target(runs, test),
             "",
         ]
+        for r in runs.values():
+            if r.get("best_step") == 0:
+                scores = ", ".join(f"{pct(e['score'])} at step {e['step']}" for e in r["evaluations"])
+                lines += [f"{NESTED_SYSTEMS[r['system']].title}: no later dev evaluation beat the untrained model's ({scores}), "
+                          "so the model scored on test is the untrained pipeline.", ""]
         spancat = runs.get("spancat", {}).get("span_max_length")
         if spancat:
             lines += [f"spancat's suggester: every n-gram of 1 to {spancat['value']} characters ({spancat['from']}).", ""]

@@ -109,7 +109,8 @@ def _build(metrics: Path) -> str:
 def test_nested_section_holds_the_result_files_figures_and_judges_the_target(tmp_path):
     metrics = _write(tmp_path, [
         _result("cmeee", "crf_ner", 0.60, _per_type(0.0, 0.8)),
-        _result("cmeee", "spancat", 0.55, _per_type(0.5, 0.6), span_max_length={"value": 16, "from": "configs/cmeee_span.cfg"}),
+        _result("cmeee", "spancat", 0.55, _per_type(0.5, 0.6), span_max_length={"value": 16, "from": "configs/cmeee_span.cfg"},
+                best_step=0, evaluations=[{"step": 0, "seconds": 80.0, "score": 0.0013}, {"step": 18, "seconds": 350.0, "score": 0.0}]),
         _result("cmeee", "span_ner", 0.6312, _per_type(0.7, 0.6)),
         _result("ccks2019", "crf_ner", 0.80, _per_type(0.8, 0.8)),
         _result("ccks2019", "span_ner", 0.79, _per_type(0.8, 0.8)),
@@ -126,6 +127,9 @@ def test_nested_section_holds_the_result_files_figures_and_judges_the_target(tmp
     # 63.12 is 3.12 above crf_ner and 8.12 above spancat.
     assert "+3.12 over crf_ner (60.00), +8.12 over spancat (55.00): met." in text
     assert "Not measured in this run: character CRF" in text
+    # A kept model that is the untrained one is said, with the dev scores that made it so.
+    assert "spaCy `spancat`, same encoder: no later dev evaluation beat the untrained model's (0.13 at step 0, 0.00 at step 18)" in text
+    assert "every n-gram of 1 to 16 characters (configs/cmeee_span.cfg)" in text
     assert [r["F1"] for r in ccks] == ["**79.00**", "**80.00**"] and "span_ner − crf_ner: -1.00 F1." in text
     assert "`python -m benchmarks.nested cmeee --systems span_ner`" in text
 
