@@ -403,8 +403,8 @@ def merge_results(pieces: List[Tuple[Any, int]], group: ScoringGroup) -> Tuple[D
     found: Dict[str, List[dict]] = {}
     for piece, offset in pieces:
         result = piece.result if isinstance(piece, Predicted) else doc_result(piece, group)
-        for field, items in shift_result(result, offset).items():
-            found.setdefault(field, []).extend(items)
+        for name, items in shift_result(result, offset).items():
+            found.setdefault(name, []).extend(items)
     text = "".join(piece.text for piece, _ in pieces)
     if isinstance(pieces[0][0], Predicted):
         return found, text, None

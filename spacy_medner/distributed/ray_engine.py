@@ -18,9 +18,9 @@ Stages:
 3. Write: the driver iterates the results in input order (`preserve_order`)
    and writes them with the local engine's writers and errors file, in
    committed chunks, so the output of `--engine ray` is byte-for-byte the
-   local engine's (a span_ner pipeline's mentions included). The driver only parses JSON and appends, which keeps up
-   with dozens of actors; beyond that, write per block with Ray's own
-   `write_parquet` instead.
+   local engine's (a span_ner pipeline's mentions included). The driver
+   only parses JSON and appends, which keeps up with dozens of actors;
+   beyond that, write per block with Ray's own `write_parquet` instead.
 
 `--resume` is not supported here: a Ray run is rerun whole.
 """

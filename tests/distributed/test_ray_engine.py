@@ -99,3 +99,30 @@ def test_cli_joins_an_existing_cluster_with_ray_address(cluster, tmp_path):
     read = lambda name: [json.loads(line) for line in (tmp_path / name).read_text("utf8").splitlines()]  # noqa: E731
     assert_same_records(read("ray.jsonl"), read("local.jsonl"))
     assert (tmp_path / "ray.errors.jsonl").read_bytes() == (tmp_path / "local.errors.jsonl").read_bytes()
+
+
+def test_ray_passes_on_span_ner_scores_and_nested_mentions(cluster, tmp_path):
+    """A span_ner pipeline: each actor reads the scoring group off its pipeline,
+    and the mentions of a long record's pieces, predicted on different actors,
+    come back with offsets into the whole text, as the local engine writes them."""
+    from spacy_medner.distributed import annotate_ray
+
+    from ..io.trained_span import TEXTS, long_nested_record, same_items, trained_span_pipeline
+
+    model = str(trained_span_pipeline())
+    long_text = long_nested_record()
+    rows = [{"id": f"r{i}", "text": t} for i, t in enumerate(TEXTS * 5 + [long_text] + TEXTS)] + [{"id": "empty", "text": ""}]
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf8")
+    options = AnnotateOptions(id_field="id", split_length=40, batch_size=4, chunk_size=8)
+    annotate(model, [source], tmp_path / "local.jsonl", options=options)
+    annotate_ray(model, [source], tmp_path / "ray.jsonl", options=options, actors=2, block_bytes=500)
+    read = lambda name: [json.loads(line) for line in (tmp_path / name).read_text("utf8").splitlines()]  # noqa: E731
+    local, on_ray = read("local.jsonl"), read("ray.jsonl")
+    assert len(on_ray) == len(local) == len(rows) - 1
+    for a, b in zip(on_ray, local):
+        assert list(a) == list(b) == ["id", "text", "entities", "mentions"] and a["id"] == b["id"]
+        assert same_items(a["entities"], b["entities"]) and same_items(a["mentions"], b["mentions"])
+        assert all(a["text"][m["start"]:m["end"]] == m["text"] and "score" in m for m in a["mentions"] + a["entities"])
+    long_row = next(r for r in on_ray if r["text"] == long_text)
+    assert max(m["start"] for m in long_row["mentions"]) > len(long_text) - 40
