@@ -168,41 +168,42 @@ def run_cell(port: int, bodies: List[Tuple[bytes, int, object]], concurrency: in
     }
 
 
-def pipe_baseline(model: str, texts: List[str], threads: int) -> Tuple[Dict, List[list]]:
+def pipe_baseline(model: str, texts: List[str], threads: int) -> Tuple[Dict, List[dict]]:
     """`nlp.pipe` in this process on the same texts (batch 64), and one text at
-    a time, with the servers' thread count; the entities are the reference."""
+    a time, with the servers' thread count; each text's output fields (entities, and mentions for span_ner) are the reference."""
     import spacy
     import torch
 
     import spacy_medner  # noqa: F401
-    from spacy_medner.io.entities import doc_entities
+    from spacy_medner.io.entities import doc_result, scoring_group
 
     torch.set_num_threads(threads)
     nlp = spacy.load(model)
     list(nlp.pipe(texts[:32]))
     chars = sum(map(len, texts))
     start = time.perf_counter()
-    reference = [doc_entities(doc) for doc in nlp.pipe(texts, batch_size=64)]
+    group = scoring_group(nlp)
+    reference = [doc_result(doc, group) for doc in nlp.pipe(texts, batch_size=64)]
     batched = time.perf_counter() - start
     start = time.perf_counter()
     for text in texts:
-        doc_entities(nlp(text))
+        doc_result(nlp(text), group)
     alone = time.perf_counter() - start
     figures = {"pipe_batch64_chars_per_second": round(chars / batched), "one_at_a_time_chars_per_second": round(chars / alone),
                "one_at_a_time_texts_per_second": round(len(texts) / alone, 1)}
     return figures, reference
 
 
-def bodies_for(texts: List[str], reference: List[list], kind: str, n: int, batch_texts: int) -> List[Tuple[bytes, int, object]]:
+def bodies_for(texts: List[str], reference: List[dict], kind: str, n: int, batch_texts: int) -> List[Tuple[bytes, int, object]]:
     bodies = []
     for i in range(n):
         if kind == "single":
             j = i % len(texts)
-            bodies.append((json.dumps({"text": texts[j]}, ensure_ascii=False).encode(), len(texts[j]), {"entities": reference[j]}))
+            bodies.append((json.dumps({"text": texts[j]}, ensure_ascii=False).encode(), len(texts[j]), reference[j]))
         else:
             ids = [(i * batch_texts + k) % len(texts) for k in range(batch_texts)]
             body = json.dumps({"texts": [texts[j] for j in ids]}, ensure_ascii=False).encode()
-            bodies.append((body, sum(len(texts[j]) for j in ids), {"results": [{"entities": reference[j]} for j in ids]}))
+            bodies.append((body, sum(len(texts[j]) for j in ids), {"results": [reference[j] for j in ids]}))
     return bodies
 
 

@@ -21,7 +21,7 @@ from spacy.tokens import DocBin
 
 from spacy_medner.cli import fail, write_atomic
 from spacy_medner.display import label_colors, register_displacy_colors, registered_colors
-from spacy_medner.io.entities import entity_scores
+from spacy_medner.io.entities import entity_scores, scoring_group
 
 
 def entity_labels(nlp: Language) -> List[str]:
@@ -59,18 +59,18 @@ def main(
     registered = registered_colors()
     register_displacy_colors({label: color for label, color in label_colors(labels).items() if label not in registered})
     docs = list(nlp.pipe(texts))
-    html = render_with_scores(docs) if scores else displacy.render(docs, style="ent", page=True)
+    html = render_with_scores(docs, scoring_group(nlp).key) if scores else displacy.render(docs, style="ent", page=True)
     write_atomic(output, html.encode("utf8"))
     typer.echo(f"✔ wrote {output} ({len(texts)} docs, {len(labels)} labels)")
 
 
-def render_with_scores(docs) -> str:
+def render_with_scores(docs, spans_key: str) -> str:
     """displaCy's entity rendering with `LABEL 0.93` as each label; the
     colours are the labels' own."""
     colors = registered_colors()
     pages, shown_colors = [], {}
     for doc in docs:
-        scored = entity_scores(doc)
+        scored = entity_scores(doc, spans_key) if spans_key else {}
         ents = []
         for ent in doc.ents:
             score = scored.get((ent.start_char, ent.end_char, ent.label_))
