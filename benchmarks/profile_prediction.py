@@ -33,7 +33,6 @@ STAGES = [
     ("viterbi", "Viterbi decoding"),
     ("decode_spans", "tag ids to entity spans"),
     ("entity_probs", "entity probabilities (forward-backward)"),
-    ("decode_and_score", "Viterbi, spans and entity probabilities (overlapped on ≥ 2 threads)"),
     ("set_annotations", "set_annotations (doc.ents, doc.spans)"),
 ]
 
@@ -90,19 +89,13 @@ def profile(nlp, texts: List[str], batch_size: int) -> Dict[str, float]:
                 for j, y in zip(group, timed("unpad", lambda: ops.unpad(torch2xp(Y), [lengths[j] for j in group]))):
                     hidden[j] = y
         emissions = timed("projection", lambda: [output.predict(h) for h in hidden])
-        temperature = pipe.cfg.get("temperature", 1.0)
-        if pipe.spans_key and hasattr(decoder, "decode_and_score"):
-            # Since the speed work the two run as one step, overlapped on two threads.
-            spans, scores = timed("decode_and_score", decoder.decode_and_score, emissions, scheme, temperature)
-            predictions = [{"spans": s, "scores": p} for s, p in zip(spans, scores)]
-        else:
-            tags = timed("viterbi", decoder.decode, emissions)
-            spans = timed("decode_spans", lambda: [scheme.decode(ops.to_numpy(t)) for t in tags])
-            predictions = [{"spans": s} for s in spans]
-            if pipe.spans_key:
-                scores = timed("entity_probs", decoder.entity_probabilities, emissions, spans, scheme, temperature)
-                for prediction, s in zip(predictions, scores):
-                    prediction["scores"] = s
+        tags = timed("viterbi", decoder.decode, emissions)
+        spans = timed("decode_spans", lambda: [scheme.decode(ops.to_numpy(t)) for t in tags])
+        predictions = [{"spans": s} for s in spans]
+        if pipe.spans_key:
+            scores = timed("entity_probs", decoder.entity_probabilities, emissions, spans, scheme, pipe.cfg.get("temperature", 1.0))
+            for prediction, s in zip(predictions, scores):
+                prediction["scores"] = s
         timed("set_annotations", pipe.set_annotations, docs, predictions)
     return dict(seconds)
 

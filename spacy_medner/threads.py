@@ -33,8 +33,9 @@ raise the threads only on a machine that is otherwise idle.
 """
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
-from typing import Optional, Tuple
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Callable, Optional, Tuple
 
 THREADS_ENV = "SPACY_MEDNER_THREADS"
 FORK_THREADS_ENV = "SPACY_MEDNER_FORK_THREADS"
@@ -102,11 +103,14 @@ def limit_threads(n: int) -> None:
 
 def helper_thread() -> ThreadPoolExecutor:
     """One helper thread per process, on which prediction runs work that
-    overlaps the main thread's (the BiGRU's second direction; the decoder's
-    forward-backward beside Viterbi) when torch has two or more threads:
-    such work is a long series of small torch calls that one core runs as
-    fast as two, and torch releases the GIL inside each call. Keyed by pid: a
-    forked worker inherits the parent's executor object but not its thread."""
+    overlaps the main thread's (the BiGRU's second direction) when torch has
+    two or more threads: a GRU is a long series of small matrix products
+    that one core runs about as fast as two, and aten's RNN kernel releases
+    the GIL for the whole sequence. (Overlapping Viterbi and the
+    forward-backward pass the same way was slower: their steps are too short
+    to leave the GIL free.) Keyed by pid: a forked worker inherits the
+    parent's executor object but not its thread. Submit with `beside`, inside
+    `overlapped()`."""
     global _helper
     if _helper is None or _helper[0] != os.getpid():
         _helper = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="spacy_medner"))
@@ -119,6 +123,35 @@ def overlap_helps(device) -> bool:
     import torch
 
     return device.type == "cpu" and torch.get_num_threads() >= 2
+
+
+@contextmanager
+def overlapped():
+    """The calling thread runs one intra-op thread for the block, as `beside`
+    makes the helper thread do: two threads that each asked OpenMP for a team
+    of two would put four busy threads on two cores, whose spinning barriers
+    made the overlap slower than running the work in turn. OpenMP's thread
+    count is per calling thread, so no other thread is affected."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def beside(fn: Callable, *args) -> Future:
+    """`fn(*args)` on the helper thread, with one intra-op thread."""
+    return helper_thread().submit(_one_thread, fn, *args)
+
+
+def _one_thread(fn: Callable, *args):
+    import torch
+
+    torch.set_num_threads(1)
+    return fn(*args)
 
 
 def _after_fork_in_child() -> None:

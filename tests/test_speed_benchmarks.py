@@ -79,7 +79,7 @@ def test_profile_times_every_stage_of_prediction(tmp_path):
     profile = json.loads((tmp_path / "speed" / "profile_1thread_now.json").read_text())
     stages = {s["stage"] for s in profile["stages"]}
     # The test pipeline has a BiGRU and no attention, and scores its entities.
-    assert {"tokenizer", "char_ids", "embed", "rnn", "projection", "decode_and_score", "set_annotations"} <= stages
+    assert {"tokenizer", "char_ids", "embed", "rnn", "projection", "viterbi", "entity_probs", "set_annotations"} <= stages
     assert all(s["seconds"] >= 0 for s in profile["stages"]) and sum(s["seconds"] for s in profile["stages"]) > 0 < profile["pipe_seconds"]
     section = "\n".join(speed_levers_section(tmp_path))
     assert "Where the time goes, 1 thread(s)" in section and "| BiGRU (with residual and layer norm) |" in section

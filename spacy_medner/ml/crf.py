@@ -34,7 +34,7 @@ from .viterbi import viterbi_decode
 # gradient of an all-forbidden logsumexp into NaN.
 FORBIDDEN = -1.0e4
 KINDS = ("crf", "softmax")
-MODES = ("loss", "decode", "forward_backward", "entity_log_probs", "tag_marginals")
+MODES = ("loss", "decode", "entity_log_probs", "tag_marginals")
 
 
 class _Constrain(nn.Module):
@@ -193,25 +193,19 @@ class TagDecoderModule(nn.Module):
         mode: str = "loss",
         entities: Optional[Tuple[torch.Tensor, ...]] = None,
         temperature: float = 1.0,
-        alpha_beta: Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None,
     ):
         """One entry point for the thinc shim. `mode`: "loss" → per-sequence
         loss (B,) (needs `gold`); "decode" → best legal tag ids (B, T);
-        "forward_backward" → (alpha, beta, log Z) of the lattice at
-        `temperature` (`forward_backward`); "entity_log_probs" → (E,) log
-        probabilities of `entities` (see `entity_log_probs`), from
-        `alpha_beta` when that pass was already run; "tag_marginals" →
-        (B, T, K) tag probabilities."""
+        "entity_log_probs" → (E,) log probabilities of `entities` (see
+        `entity_log_probs`); "tag_marginals" → (B, T, K) tag probabilities."""
         # Potentials in float32 whatever autocast chose for the encoder.
         emissions = emissions.float()
         if mode == "loss":
             return self.sequence_loss(emissions, mask, gold)
         if mode == "decode":
             return self.decode(emissions, mask)
-        if mode == "forward_backward":
-            return forward_backward(*self.lattice(emissions, mask, temperature))
         if mode == "entity_log_probs":
-            return self.entity_log_probs(emissions, mask, *entities, temperature=temperature, alpha_beta=alpha_beta)
+            return self.entity_log_probs(emissions, mask, *entities, temperature=temperature)
         if mode == "tag_marginals":
             alpha, beta, log_z = forward_backward(*self.lattice(emissions, mask, temperature))
             return (alpha + beta - log_z[:, None, None]).exp().masked_fill(~mask.unsqueeze(2), 0.0)
@@ -245,7 +239,6 @@ class TagDecoderModule(nn.Module):
         pattern_mask: torch.Tensor,
         stop: torch.Tensor,
         temperature: float = 1.0,
-        alpha_beta: Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None,
     ) -> torch.Tensor:
         """log P(the tag sequence has exactly this entity), for E entities at
         once: the sum over all legal paths whose tags on the span are the
@@ -254,12 +247,11 @@ class TagDecoderModule(nn.Module):
 
         rows, starts (E,): the sequence and first token; pattern (E, L) tag
         ids with pattern_mask (E, L) marking each entity's length; stop (E, K).
-        Computed from one forward-backward pass (`alpha_beta`, when the caller
-        ran it already at this temperature): alpha at the first tag, the path
-        inside the span, and what may follow it.
+        Computed from one forward-backward pass: alpha at the first tag, the
+        path inside the span, and what may follow it.
         """
         scores, mask, start, transitions, end = self.lattice(emissions, mask, temperature)
-        alpha, beta, log_z = alpha_beta if alpha_beta is not None else forward_backward(scores, mask, start, transitions, end)
+        alpha, beta, log_z = forward_backward(scores, mask, start, transitions, end)
         lengths = pattern_mask.sum(dim=1)
         positions = (starts.unsqueeze(1) + torch.arange(pattern.shape[1], device=pattern.device)).clamp_max(scores.shape[1] - 1)
         inside = scores[rows.unsqueeze(1), positions, pattern]  # (E, L)

@@ -25,7 +25,6 @@ from thinc.api import ArgsKwargs, Model, torch2xp, xp2torch
 from thinc.types import Floats2d, Ints1d
 
 from ..tags import TagScheme
-from ..threads import helper_thread, overlap_helps
 from .crf import TagDecoderModule
 from .encoder import length_buckets
 from .lazy_torch import build_torch_module, lazy_torch_shim
@@ -70,40 +69,6 @@ class TagDecoder(Model):
         """Best legal tag ids per doc, in one batched Viterbi pass."""
         return self.predict(emissions)
 
-    def decode_and_score(
-        self, emissions: List[Floats2d], scheme: TagScheme, temperature: float = 1.0
-    ) -> Tuple[List[numpy.ndarray], List[numpy.ndarray]]:
-        """Per doc, the Viterbi entities (n, 3: start, end, label index) and
-        their probabilities at `temperature`: `decode`, then
-        `entity_probabilities`, with the same results.
-
-        With two or more torch threads on CPU, each length group's
-        forward-backward pass runs on the helper thread while this thread
-        runs Viterbi: both are long series of small torch calls, which one
-        core runs about as fast as two, and torch releases the GIL inside
-        each call. The entity probabilities need the Viterbi entities only at
-        the end, to read their spans off the two passes."""
-        groups = self._by_length(emissions)
-        overlap = bool(groups) and overlap_helps(self.shims[0].device)
-        if overlap:
-            pending = [helper_thread().submit(self._alpha_beta, [emissions[i] for i in group], temperature) for group in groups]
-        spans = [scheme.decode(self.ops.to_numpy(ids)) for ids in self.decode(emissions)]
-        if not overlap:
-            return spans, self.entity_probabilities(emissions, spans, scheme, temperature)
-        scores = [numpy.zeros(len(s), dtype="float32") for s in spans]
-        for group, alpha_beta in zip(groups, pending):
-            probs = self._entity_probabilities(
-                [emissions[i] for i in group], [spans[i] for i in group], scheme, temperature, alpha_beta.result()
-            )
-            for i, p in zip(group, probs):
-                scores[i] = p
-        return spans, scores
-
-    def _alpha_beta(self, emissions: List[Floats2d], temperature: float):
-        X, mask, _ = self._pad(emissions)
-        inputs = ArgsKwargs(args=(X, mask), kwargs={"mode": "forward_backward", "temperature": float(temperature)})
-        return self.shims[0](inputs, is_train=False)[0]
-
     def entity_probabilities(
         self, emissions: List[Floats2d], spans: Sequence[numpy.ndarray], scheme: TagScheme, temperature: float = 1.0
     ) -> List[numpy.ndarray]:
@@ -118,7 +83,7 @@ class TagDecoder(Model):
                 out[i] = p
         return out
 
-    def _entity_probabilities(self, emissions, spans, scheme: TagScheme, temperature: float, alpha_beta=None) -> List[numpy.ndarray]:
+    def _entity_probabilities(self, emissions, spans, scheme: TagScheme, temperature: float) -> List[numpy.ndarray]:
         out = [numpy.zeros(len(s), dtype="float32") for s in spans]
         if not any(len(s) for s in spans):
             return out
@@ -136,8 +101,7 @@ class TagDecoder(Model):
             torch.as_tensor(real, device=device),
             torch.as_tensor(stop, device=device),
         )
-        kwargs = {"mode": "entity_log_probs", "entities": entities, "temperature": float(temperature), "alpha_beta": alpha_beta}
-        inputs = ArgsKwargs(args=(X, mask), kwargs=kwargs)
+        inputs = ArgsKwargs(args=(X, mask), kwargs={"mode": "entity_log_probs", "entities": entities, "temperature": float(temperature)})
         log_probs, _ = self.shims[0](inputs, is_train=False)
         probs = numpy.clip(self.ops.to_numpy(torch2xp(log_probs.exp())).astype("float32"), 0.0, 1.0)
         offsets = numpy.cumsum([0] + [len(spans[i]) for i in with_spans])

@@ -8,17 +8,18 @@ both directions and never reaches a real position. Outputs at padded
 positions are garbage; the caller masks them.
 
 When predicting with two or more torch threads, the two directions run at
-the same time, one on a helper thread: each step of a GRU is a small matrix
-product that one thread handles about as fast as two, so splitting the
-directions across the cores uses them better than splitting each step
-(BENCHMARKS.md, "Speed"). aten's RNN kernels release the GIL, the results
+the same time, one on a helper thread, each with one intra-op thread: each
+step of a GRU is a small matrix product that one thread handles about as
+fast as two, so splitting the directions across the cores uses them better
+than splitting each step (BENCHMARKS.md, "Prediction profile and speed
+levers"). aten's RNN kernels release the GIL, the results
 are those of running them one after the other, and training keeps the
 sequential path (autograd, dropout streams).
 """
 import torch
 from torch import nn
 
-from ..threads import helper_thread, overlap_helps
+from ..threads import beside, overlap_helps, overlapped
 
 
 def reverse_within_lengths(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -50,9 +51,10 @@ class BidirectionalRNN(nn.Module):
                 H = self.dropout(H)
             reversed_H = reverse_within_lengths(H, index)
             if overlap_helps(H.device) and not torch.is_grad_enabled():
-                pending = helper_thread().submit(_predict, fwd, H)
-                out_backward, _ = bwd(reversed_H)
-                out_forward, _ = pending.result()
+                with overlapped():
+                    pending = beside(_predict, fwd, H)
+                    out_backward, _ = bwd(reversed_H)
+                    out_forward, _ = pending.result()
             else:
                 out_forward, _ = fwd(H)
                 out_backward, _ = bwd(reversed_H)

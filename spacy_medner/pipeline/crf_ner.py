@@ -257,12 +257,11 @@ class CRFEntityRecognizer(TrainablePipe):
         emissions = self.model.predict(docs)
         scheme, decoder = self.tag_scheme, self.decoder
         temperature = self.cfg.get("temperature", 1.0)
+        spans = [scheme.decode(self.model.ops.to_numpy(ids)) for ids in decoder.decode(emissions)]
+        predictions = [{"spans": s} for s in spans]
         if self.spans_key:
-            spans, scores = decoder.decode_and_score(emissions, scheme, temperature)
-            predictions = [{"spans": s, "scores": p} for s, p in zip(spans, scores)]
-        else:
-            spans = [scheme.decode(self.model.ops.to_numpy(ids)) for ids in decoder.decode(emissions)]
-            predictions = [{"spans": s} for s in spans]
+            for prediction, scores in zip(predictions, decoder.entity_probabilities(emissions, spans, scheme, temperature)):
+                prediction["scores"] = scores
         marginals = decoder.tag_marginals(emissions, temperature) if tag_marginals or (self.spans_key and self.candidates_key) else None
         if tag_marginals:
             for prediction, m in zip(predictions, marginals):

@@ -120,30 +120,3 @@ def test_marginals_stay_exact_on_long_documents_with_large_potentials():
     totals = marginals.sum(dim=2)
     torch.testing.assert_close(totals[0], torch.ones(5000, dtype=torch.float64), rtol=0, atol=1e-6)
     torch.testing.assert_close(totals[1, :1234], torch.ones(1234, dtype=torch.float64), rtol=0, atol=1e-6)
-
-
-@pytest.mark.parametrize("kind", ["crf", "softmax"])
-def test_decode_and_score_equals_decode_then_score_on_one_and_two_threads(kind):
-    """With two torch threads the forward-backward runs on a helper thread
-    beside Viterbi; spans and probabilities are those of the two steps run
-    one after the other."""
-    from spacy_medner import threads as medner_threads
-
-    decoder, scheme, _ = decoder_and_emissions(kind, "BIOES", seed=5)
-    rng = numpy.random.default_rng(5)
-    emissions = [decoder.ops.asarray2f(rng.normal(size=(n, len(scheme.names))).astype("float32") * 3) for n in (40, 7, 0, 33, 1, 12)]
-    spans = [scheme.decode(decoder.ops.to_numpy(ids)) for ids in decoder.decode(emissions)]
-    expected = decoder.entity_probabilities(emissions, spans, scheme, 1.7)
-    assert sum(map(len, spans)) > 5
-    before = torch.get_num_threads()
-    try:
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
-            medner_threads._helper = None
-            got_spans, got_scores = decoder.decode_and_score(emissions, scheme, 1.7)
-            assert (medner_threads._helper is not None) == (threads == 2)
-            for s, g, e, p in zip(spans, got_spans, expected, got_scores):
-                numpy.testing.assert_array_equal(s, g)
-                numpy.testing.assert_array_equal(e, p)
-    finally:
-        torch.set_num_threads(before)
