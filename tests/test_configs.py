@@ -82,3 +82,13 @@ def test_factory_default_builds_the_shipped_default_network():
     shipped = spacy.blank("zh")
     shipped.add_pipe("crf_ner", config={"model": load_config(ROOT / "configs" / "cpu_default.cfg")["components"]["crf_ner"]["model"]})
     assert default.config["components"]["crf_ner"]["model"] == shipped.config["components"]["crf_ner"]["model"]
+
+
+def test_cpu_fast_is_cpu_default_without_attention():
+    """configs/cpu_fast.cfg is the speed lever of BENCHMARKS.md: the same
+    recipe with the attention layer left out, nothing else."""
+    default = load_config(ROOT / "configs" / "cpu_default.cfg")
+    fast = load_config(ROOT / "configs" / "cpu_fast.cfg")
+    assert fast["components"]["crf_ner"]["model"]["encoder"].pop("attention") is None
+    assert default["components"]["crf_ner"]["model"]["encoder"].pop("attention") == "mha"
+    assert fast.to_str() == default.to_str()
