@@ -19,6 +19,7 @@ from typing import Dict, List, Optional
 
 from benchmarks.common import ROOT
 from benchmarks.markdown import table
+from benchmarks.speed_report import speed_levers_section
 from benchmarks.nested import NESTED_SYSTEMS
 from benchmarks.systems import SYSTEMS
 
@@ -595,6 +596,7 @@ def report(metrics: Path, notes: Path) -> List[str]:
     lines += nested_section(metrics)
     lines += selection_section(metrics)
     lines += speed_section(metrics)
+    lines += speed_levers_section(metrics)
     lines += entity_scores_section(metrics)
     lines += serve_section(metrics)
     lines += annotate_section(metrics)
