@@ -69,11 +69,11 @@ def lever_verdicts(levers: dict, exact_variant: str, crf_variant: str) -> List[s
                 if r is crf or r["model"].endswith(".cfg") or "f" not in r:
                     continue
                 share = r["chars_per_second"] / crf["chars_per_second"]
-                loss = base["f"] - r["f"]
-                ok = share >= 0.5 and loss <= 0.3
+                change = round(r["f"] - base["f"], 2) + 0.0  # + 0.0: no "-0.00"
+                ok = share >= 0.5 and change >= -0.3
                 lines.append(
                     f"  - `{r['variant']}`: {share:.0%} of the character CRF's chars/s, F1 {r['f']:.2f} "
-                    f"({-loss:+.2f} against `{base['variant']}`): ≥ 50% at ≤ 0.3 F1 lost {'met' if ok else 'missed'}."
+                    f"({change:+.2f} against `{base['variant']}`): ≥ 50% at ≤ 0.3 F1 lost {'met' if ok else 'missed'}."
                 )
     return lines
 
