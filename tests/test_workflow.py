@@ -130,8 +130,10 @@ def test_all_on_a_ccks2019_corpus_given_by_absolute_paths(tmp_path):
     demo_as_ccks2019(data / "dev.txt", records[:12])  # seen in training: a tiny budget can fit them
     project = copy_project(tmp_path / "project")
     steps = 40
+    # configs/cpu_fast.cfg, the speed lever for archives: packaged, installed and loaded here
+    # (evaluate-package), as the CI's `all` run does for cpu_default.cfg.
     config = write_config(
-        project, "configs/cpu_default.cfg", "tiny_budget.cfg", steps, warmup=5, extra={"components.crf_ner.fgm_epsilon": 0.0}
+        project, "configs/cpu_fast.cfg", "tiny_budget.cfg", steps, warmup=5, extra={"components.crf_ner.fgm_epsilon": 0.0}
     )
     package = "zh_test_workflow"
     try:
