@@ -14,7 +14,7 @@ from spacy_medner.corpora.segment import segment
 from spacy_medner.annotate import AnnotateError, AnnotateOptions, Progress, annotate
 
 from .conftest import ROOT, TRAIN_DATA
-from .io.trained import assert_same_records, sample_texts, trained_pipeline
+from .io.trained import assert_same_records, sample_texts, trained_pipeline, write_jsonl
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +39,6 @@ def read_jsonl(path):
     return [json.loads(line) for line in path.read_text("utf8").splitlines()]
 
 
-def write_input(path, texts_or_rows):
-    with open(path, "w", encoding="utf8") as file:
-        for row in texts_or_rows:
-            file.write((row if isinstance(row, str) else json.dumps(row, ensure_ascii=False)) + "\n")
-    return path
-
-
 MIXED = [
     {"id": "a", "text": TRAIN_DATA[0][0]},
     {"id": "b", "text": ""},
@@ -64,7 +57,7 @@ def run_cli(*args, timeout=300):
 
 
 def test_cli_predicts_like_nlp_and_reports_bad_records(model, nlp, tmp_path):
-    source = write_input(tmp_path / "in.jsonl", MIXED)
+    source = write_jsonl(tmp_path / "in.jsonl", MIXED)
     out, errors = tmp_path / "out.jsonl", tmp_path / "err.jsonl"
     result = run_cli(model, source, "--output", out, "--errors", errors, "--id-field", "id", "--max-chars", 200, "--chunk-size", 2)
     assert result.returncode == 0, result.stderr
@@ -89,7 +82,7 @@ def test_cli_predicts_like_nlp_and_reports_bad_records(model, nlp, tmp_path):
     (["in.jsonl", "--text-field", "body"], "first record has no field 'body'"),
 ])
 def test_cli_exits_1_with_one_line_when_the_input_cannot_be_read(model, tmp_path, args, message):
-    write_input(tmp_path / "in.jsonl", [{"text": "患者"}])
+    write_jsonl(tmp_path / "in.jsonl", [{"text": "患者"}])
     (tmp_path / "in.docx").write_bytes(b"x")
     out = tmp_path / "out.jsonl"
     result = run_cli(model, *[tmp_path / a if i == 0 else a for i, a in enumerate(args)], "--output", out)
@@ -99,7 +92,7 @@ def test_cli_exits_1_with_one_line_when_the_input_cannot_be_read(model, tmp_path
 
 
 def test_an_existing_output_needs_resume_or_overwrite(model, tmp_path):
-    source = write_input(tmp_path / "in.jsonl", [{"text": TRAIN_DATA[0][0]}])
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": TRAIN_DATA[0][0]}])
     out = tmp_path / "out.jsonl"
     annotate(model, [source], out)
     before = out.read_bytes()
@@ -117,7 +110,7 @@ def long_record(n_sentences=80):
 def test_long_records_are_split_at_sentence_ends_and_merged_with_original_offsets(model, nlp, tmp_path):
     text = long_record()
     assert len(text) > 1000
-    source = write_input(tmp_path / "in.jsonl", [{"text": text}, {"text": TRAIN_DATA[3][0]}])
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": text}, {"text": TRAIN_DATA[3][0]}])
     split, whole = tmp_path / "split.jsonl", tmp_path / "whole.jsonl"
     annotate(model, [source], split, options=AnnotateOptions(split_length=100, batch_size=4))
     annotate(model, [source], whole, options=AnnotateOptions(split_length=0))
@@ -140,7 +133,7 @@ def test_parquet_and_docbin_outputs_hold_the_same_entities(model, tmp_path):
     from spacy.tokens import DocBin
 
     texts = sample_texts(30) + [long_record(30)]
-    source = write_input(tmp_path / "in.jsonl", [{"text": t} for t in texts])
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": t} for t in texts])
     options = AnnotateOptions(chunk_size=7, split_length=100)
     annotate(model, [source], tmp_path / "out.jsonl", options=options)
     annotate(model, [source], tmp_path / "out.parquet", options=options)
@@ -164,7 +157,7 @@ def test_jsonl_reads_back_through_convert_as_pre_annotations(model, nlp, tmp_pat
     from spacy.tokens import DocBin
 
     texts = sample_texts(6)
-    source = write_input(tmp_path / "in.jsonl", [{"text": t} for t in texts])
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": t} for t in texts])
     out = tmp_path / "out.jsonl"
     annotate(model, [source], out, options=AnnotateOptions(jsonl_format=fmt))
     result = subprocess.run([sys.executable, "-m", "spacy_medner", "convert", fmt, str(out), "--output", str(tmp_path / "back.spacy")],
@@ -177,7 +170,7 @@ def test_jsonl_reads_back_through_convert_as_pre_annotations(model, nlp, tmp_pat
 
 
 def test_n_process_2_writes_what_one_process_writes(model, tmp_path):
-    source = write_input(tmp_path / "in.jsonl", [{"text": t} for t in sample_texts(80)] + [{"text": ""}, {"text": long_record(20)}])
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": t} for t in sample_texts(80)] + [{"text": ""}, {"text": long_record(20)}])
     annotate(model, [source], tmp_path / "one.jsonl", options=AnnotateOptions(split_length=100))
     annotate(model, [source], tmp_path / "two.jsonl", options=AnnotateOptions(split_length=100, n_process=2, batch_size=8, chunk_size=10))
     assert_same_records(read_jsonl(tmp_path / "two.jsonl"), read_jsonl(tmp_path / "one.jsonl"))
@@ -185,7 +178,7 @@ def test_n_process_2_writes_what_one_process_writes(model, tmp_path):
 
 
 def test_progress_logs_lines_off_a_terminal(model, tmp_path):
-    source = write_input(tmp_path / "in.jsonl", [{"text": t} for t in sample_texts(20)])
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": t} for t in sample_texts(20)])
     stream = io.StringIO()
     annotate(model, [source], tmp_path / "out.jsonl", progress=lambda reader: Progress(reader, stream=stream, log_every=0.0))
     lines = stream.getvalue().splitlines()

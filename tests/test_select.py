@@ -18,7 +18,7 @@ from spacy_medner.labelling import (
 )
 
 from .conftest import ROOT, TRAIN_DATA
-from .io.trained import trained_pipeline
+from .io.trained import trained_pipeline, write_jsonl
 from .ml.test_entity_probabilities import decoder_and_emissions, path_distribution
 
 # Texts in the style of TRAIN_DATA, with gold entities the trained pipeline has not seen.
@@ -42,13 +42,6 @@ def model():
 @pytest.fixture(scope="module")
 def nlp(model):
     return spacy.load(model)
-
-
-def write_pool(path, rows):
-    with open(path, "w", encoding="utf8") as file:
-        for row in rows:
-            file.write((row if isinstance(row, str) else json.dumps(row, ensure_ascii=False)) + "\n")
-    return path
 
 
 def pool_rows():
@@ -155,7 +148,7 @@ def test_random_choice_is_fixed_by_the_seed_and_predicts_only_what_it_keeps(nlp)
 
 
 def test_select_writes_prodigy_tasks_with_tokens_spans_and_meta_and_reports_bad_records(nlp, model, tmp_path):
-    pool = write_pool(tmp_path / "pool.jsonl", pool_rows()[:4] + [{"id": "x"}, '{"id": "y", "text": "unterminated', {"id": "z", "text": ""}]
+    pool = write_jsonl(tmp_path / "pool.jsonl", pool_rows()[:4] + [{"id": "x"}, '{"id": "y", "text": "unterminated', {"id": "z", "text": ""}]
                       + pool_rows()[4:])
     out = tmp_path / "tasks.jsonl"
     summary = select(model, [pool], out, 5, id_field="id", nlp=nlp)
@@ -178,7 +171,7 @@ def test_select_writes_prodigy_tasks_with_tokens_spans_and_meta_and_reports_bad_
 
 
 def test_a_second_round_excludes_the_records_of_the_first(nlp, model, tmp_path):
-    pool = write_pool(tmp_path / "pool.jsonl", pool_rows())
+    pool = write_jsonl(tmp_path / "pool.jsonl", pool_rows())
     first, second = tmp_path / "round1.jsonl", tmp_path / "round2.jsonl"
     select(model, [pool], first, 3, id_field="id", nlp=nlp)
     summary = select(model, [pool], second, 3, id_field="id", exclude=[first], nlp=nlp)
@@ -187,13 +180,13 @@ def test_a_second_round_excludes_the_records_of_the_first(nlp, model, tmp_path):
     rest = [(i, t) for i, t, _ in POOL if t not in sent]
     assert [t["meta"]["id"] for t in read_jsonl(second)] == [c.predicted.id for c in choose(nlp, iter(rest), 3)]
     everything = tmp_path / "everything.jsonl"
-    write_pool(everything, [{"text": t} for _, t, _ in POOL])
+    write_jsonl(everything, [{"text": t} for _, t, _ in POOL])
     with pytest.raises(SelectError, match="labelled in earlier rounds"):
         select(model, [pool], tmp_path / "round3.jsonl", 3, exclude=[everything], nlp=nlp)
 
 
 def test_select_cli_doccano_tasks_are_reproducible(model, tmp_path):
-    pool = write_pool(tmp_path / "pool.jsonl", pool_rows())
+    pool = write_jsonl(tmp_path / "pool.jsonl", pool_rows())
     outputs = []
     for name in ("a.jsonl", "b.jsonl"):
         out = tmp_path / name
@@ -237,7 +230,7 @@ def test_bad_input_fails_in_one_line_with_exit_1_and_nothing_written(model, no_c
     from spacy_medner.cli import app
     import spacy_medner.cli.select  # noqa: F401  (registers the command)
 
-    pool = write_pool(tmp_path / "pool.jsonl", {"empty": [], "all_bad": [{"text": ""}, {"text": None}]}.get(case, pool_rows()))
+    pool = write_jsonl(tmp_path / "pool.jsonl", {"empty": [], "all_bad": [{"text": ""}, {"text": None}]}.get(case, pool_rows()))
     out = tmp_path / ("tasks.txt" if case == "not_jsonl" else "tasks.jsonl")
     out.write_text("an earlier round's tasks\n") if case == "n0" else None
     args = [no_crf_model if case == "no_crf" else model, str(tmp_path / "nope.jsonl") if case == "missing" else str(pool),
@@ -281,7 +274,7 @@ def test_a_round_select_correct_convert_train_learns_the_corrected_entities(nlp,
 
     from spacy_medner.corpora.convert import convert
 
-    pool = write_pool(tmp_path / "pool.jsonl", pool_rows())
+    pool = write_jsonl(tmp_path / "pool.jsonl", pool_rows())
     tasks_path = tmp_path / "tasks.jsonl"
     select(model, [pool], tasks_path, 4, id_field="id", task_format=fmt, nlp=nlp)
     tasks = read_jsonl(tasks_path)
@@ -293,7 +286,7 @@ def test_a_round_select_correct_convert_train_learns_the_corrected_entities(nlp,
     rows = [corrected(t, fmt, gold[t["text"]]) for t in tasks]
     if fmt == "prodigy":  # an annotator's rejected task is left out by the converter
         rows.append({**rows[0], "answer": "reject", "spans": []})
-    write_pool(exported, rows)
+    write_jsonl(exported, rows)
     docbin, _, report = convert(fmt, [exported])
     if fmt == "prodigy":
         assert report.records_skipped == 1

@@ -15,8 +15,8 @@ from spacy_medner.labelling import predict_with_marginals
 from spacy_medner.self_training import SelfLabelError, self_label
 
 from .conftest import TRAIN_DATA
-from .io.trained import trained_pipeline
-from .test_select import POOL, write_pool
+from .io.trained import trained_pipeline, write_jsonl
+from .test_select import POOL
 
 MIN_PROB, FLOOR = 0.9, 0.05
 
@@ -34,7 +34,7 @@ def nlp(model):
 @pytest.fixture(scope="module")
 def pseudo(model, nlp, tmp_path_factory):
     folder = tmp_path_factory.mktemp("self")
-    pool = write_pool(folder / "unlabelled.jsonl", [{"id": i, "text": t} for i, t, _ in POOL] + [{"id": "bad", "text": ""}])
+    pool = write_jsonl(folder / "unlabelled.jsonl", [{"id": i, "text": t} for i, t, _ in POOL] + [{"id": "bad", "text": ""}])
     summary = self_label(model, [pool], folder / "pseudo.spacy", min_prob=MIN_PROB, uncertain_floor=FLOOR, id_field="id", nlp=nlp)
     docs = list(DocBin().from_disk(folder / "pseudo.spacy").get_docs(nlp.vocab))
     return summary, docs, folder
@@ -139,8 +139,8 @@ def test_bad_input_fails_in_one_line_with_nothing_written(model, tmp_path, args,
 
     blank = tmp_path / "blank"
     spacy.blank("zh").to_disk(blank)
-    good = write_pool(tmp_path / "in.jsonl", [{"text": POOL[0][1]}])
-    bad = write_pool(tmp_path / "bad.jsonl", [{"text": ""}])
+    good = write_jsonl(tmp_path / "in.jsonl", [{"text": POOL[0][1]}])
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"text": ""}])
     options = dict(zip(args[::2], args[1::2]))
     out = tmp_path / options.get("--output", "pseudo.spacy")
     command = ["self-label", str(blank) if options.get("--model") == "blank" else model,
@@ -155,7 +155,7 @@ def test_bad_input_fails_in_one_line_with_nothing_written(model, tmp_path, args,
 
 def test_without_entity_scores_self_labelling_fails(model, tmp_path):
     nlp = spacy.load(model, config={"components": {"crf_ner": {"spans_key": None}}})
-    pool = write_pool(tmp_path / "in.jsonl", [{"text": POOL[0][1]}])
+    pool = write_jsonl(tmp_path / "in.jsonl", [{"text": POOL[0][1]}])
     with pytest.raises(SelfLabelError, match="spans_key is null"):
         self_label(str(tmp_path), [pool], tmp_path / "out.spacy", nlp=nlp)
     assert not (tmp_path / "out.spacy").exists()

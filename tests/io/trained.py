@@ -54,3 +54,13 @@ def assert_same_records(got, expected, score_tolerance=1e-3):
             assert (x_score is None) == (y_score is None)
             if x_score is not None:
                 assert abs(x_score - y_score) <= score_tolerance, (x, y)
+
+
+def write_jsonl(path, rows):
+    """Input records, one JSON line each; a str row is written as is (a broken line, for the bad-input tests)."""
+    import json
+
+    with open(path, "w", encoding="utf8") as file:
+        for row in rows:
+            file.write((row if isinstance(row, str) else json.dumps(row, ensure_ascii=False)) + "\n")
+    return path
