@@ -109,6 +109,34 @@ def register_displacy_colors(colors: Dict[str, str]) -> None:
     registry.displacy_colors.register(REGISTRY_NAME, func={**registered_colors(), **colors})
 
 
+class LabelColors:
+    """For an entity component (crf_ner, span_ner): its labels' colours are
+    chosen once (`label_colors`), stored in its `cfg["colors"]` so they travel
+    with the pipeline, and registered with displaCy whenever it is
+    initialised or loaded, so `displacy.render(doc, style="ent")` (and
+    `style="span"`) draw them with no options or import. Pipelines saved
+    before colours were stored get the ones `label_colors` gives their
+    labels."""
+
+    def set_label_colors(self) -> None:
+        self.cfg["colors"] = label_colors(self.labels)
+        register_displacy_colors(self.cfg["colors"])
+
+    def from_disk(self, path, *, exclude=tuple()):
+        super().from_disk(path, exclude=exclude)
+        self._register_colors()
+        return self
+
+    def from_bytes(self, bytes_data, *, exclude=tuple()):
+        super().from_bytes(bytes_data, exclude=exclude)
+        self._register_colors()
+        return self
+
+    def _register_colors(self) -> None:
+        if self.labels:
+            register_displacy_colors(self.cfg.get("colors") or label_colors(self.labels))
+
+
 def registered_colors() -> Dict[str, str]:
     """The colours register_displacy_colors has registered in this process (label → colour)."""
     from spacy.util import registry

@@ -34,7 +34,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, set_dropout_rate
 
 from .. import architectures  # noqa: F401  (registers the architectures used below)
-from ..display import label_colors, register_displacy_colors
+from ..display import LabelColors
 from ..ml import adversarial
 from ..ml.decoder import TagDecoder
 from ..ml.lazy_torch import shims_missing_averages
@@ -120,7 +120,7 @@ def make_crf_ner(
     )
 
 
-class CRFEntityRecognizer(TrainablePipe):
+class CRFEntityRecognizer(LabelColors, TrainablePipe):
     def __init__(
         self,
         vocab: Vocab,
@@ -216,9 +216,7 @@ class CRFEntityRecognizer(TrainablePipe):
                 "none were given. Check that the training docs have doc.ents set."
             )
         self.cfg["labels"] = sorted(found)
-        # Saved with the pipeline, so displaCy draws its labels the same way wherever it is loaded.
-        self.cfg["colors"] = label_colors(self.labels)
-        register_displacy_colors(self.cfg["colors"])
+        self.set_label_colors()
         self.decoder.set_scheme(self.tag_scheme)
         sample = [eg.predicted for eg in islice(get_examples(), 10)]
         self.model.initialize(X=sample)
@@ -226,23 +224,6 @@ class CRFEntityRecognizer(TrainablePipe):
             adversarial.check_fgm_target(self.model, self.fgm_embeddings)
         if nlp is not None:
             _warn_if_averages_miss_torch_weights(nlp)
-
-    def from_disk(self, path, *, exclude=tuple()) -> "CRFEntityRecognizer":
-        super().from_disk(path, exclude=exclude)
-        self._register_colors()
-        return self
-
-    def from_bytes(self, bytes_data, *, exclude=tuple()) -> "CRFEntityRecognizer":
-        super().from_bytes(bytes_data, exclude=exclude)
-        self._register_colors()
-        return self
-
-    def _register_colors(self) -> None:
-        """Make `displacy.render(doc, style="ent")` use this pipeline's label
-        colours with no options: pipelines saved before colours were stored
-        get the ones `label_colors` gives their labels."""
-        if self.labels:
-            register_displacy_colors(self.cfg.get("colors") or label_colors(self.labels))
 
     # Prediction -------------------------------------------------------------
 

@@ -53,7 +53,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, set_dropout_rate
 
 from .. import architectures  # noqa: F401  (registers the architectures used below)
-from ..display import label_colors, register_displacy_colors
+from ..display import LabelColors
 from ..ml.span_pointer import find_spans, span_loss
 from .crf_ner import DEFAULT_ENCODER_CONFIG, _strip_whitespace
 
@@ -107,7 +107,7 @@ def make_span_ner(
     return SpanEntityRecognizer(nlp.vocab, model, name, spans_key=spans_key, threshold=threshold, set_ents=set_ents, scorer=scorer)
 
 
-class SpanEntityRecognizer(TrainablePipe):
+class SpanEntityRecognizer(LabelColors, TrainablePipe):
     def __init__(
         self,
         vocab: Vocab,
@@ -185,25 +185,9 @@ class SpanEntityRecognizer(TrainablePipe):
                 UserWarning,
             )
         self.cfg["labels"] = sorted(found)
-        self.cfg["colors"] = label_colors(self.labels)
-        register_displacy_colors(self.cfg["colors"])
+        self.set_label_colors()
         self.model.set_dim("nO", len(self.labels), force=True)
         self.model.initialize(X=[eg.predicted for eg in islice(get_examples(), 10)])
-
-    def from_disk(self, path, *, exclude=tuple()) -> "SpanEntityRecognizer":
-        super().from_disk(path, exclude=exclude)
-        self._register_colors()
-        return self
-
-    def from_bytes(self, bytes_data, *, exclude=tuple()) -> "SpanEntityRecognizer":
-        super().from_bytes(bytes_data, exclude=exclude)
-        self._register_colors()
-        return self
-
-    def _register_colors(self) -> None:
-        """displaCy's "ent" and "span" styles read spaCy's colour registry."""
-        if self.labels:
-            register_displacy_colors(self.cfg.get("colors") or label_colors(self.labels))
 
     # Prediction -------------------------------------------------------------
 
