@@ -27,29 +27,33 @@ above random at every round (seed means). Writes
 entities, F1 and the chosen ids) and campaign.png (the learning curves).
 A killed run resumes: every trained round is kept in <output>/<corpus>/runs/.
 
-Self-training: per seed, the supervised model (cpu_default, --steps) is
-trained on the training split, calibrated on dev, labels the unlabelled
-records (`self_training.self_label`, --min-prob), and the same recipe is
-trained again on gold + pseudo-labels. Writes <output>/<corpus>/self_training.json:
-test F1 of both, the gain, and the cost (training seconds of each, labelling
-and calibration seconds).
+Self-training: per seed, the supervised model is the campaign's full-data
+model (the same run, trained once for both modes), calibrated on dev; it
+labels the unlabelled records (`self_training.self_label`, --min-prob) and
+the same recipe is trained again on gold + pseudo-labels. Writes
+<output>/<corpus>/self_training.json: test F1 of both, the gain, and the cost
+(training seconds of each, labelling and calibration seconds).
 
-Cost on 2 cores (CCKS2019, 900 steps ≈ 10 minutes a model): the campaign
-trains 1 + 2 × 5 rounds + 1 full model per seed, 12 × 3 seeds = 36 models,
-about 6 hours; self-training 2 models per seed, about 1 hour for 3 seeds.
+Every model is trained with --config (default configs/cpu_default.cfg) for
+--steps steps (warm-up a tenth, linear decay), FGM as the config has it
+unless --no-fgm. Cost on 2 cores (CCKS2019): cpu_default with FGM runs about
+1 s a step on one thread, configs/cpu_fast.cfg without FGM about 0.6 s. The
+campaign trains 1 + 2 × rounds + 1 models per seed (36 for 3 seeds and 5
+rounds), self-training one more per seed.
 """
 import argparse
 import json
+import os
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Callable, Dict, List, Optional, Sequence
 
 from benchmarks.common import ROOT, command_line, provenance
-from benchmarks.corpora import SHARED, BenchCorpus, bench_corpora, demo_corpus, prepare
+from benchmarks.corpora import SHARED, BenchCorpus, bench_corpora, demo_corpus
 from spacy_medner.corpora.build import split_records
 from spacy_medner.corpora.convert import read_records, to_docbin
 from spacy_medner.corpora.records import Record
@@ -177,7 +181,7 @@ class SpacyTrainer:
     def __init__(self, data: Path, models: Path, runs: Path, args, max_length: int = 256):
         from benchmarks.systems import SYSTEMS
 
-        self.system = SYSTEMS["crf_ner"]
+        self.system = replace(SYSTEMS["crf_ner"], config=args.config, fgm=args.fgm)
         self.data, self.models, self.runs, self.args, self.max_length = data, models, runs, args, max_length
 
     def train_folder(self, name: str, records: Optional[List[Record]], extra_train: Sequence[Path] = ()) -> Path:
@@ -201,6 +205,7 @@ class SpacyTrainer:
         result_path = self.runs / f"{name}.json"
         # What the run trained on and how: a result is reused only for the same run.
         fingerprint = {"steps": self.args.steps, "seed": self.args.seed, "max_length": self.max_length,
+                       "config": self.system.config, "fgm": self.system.fgm,
                        "records": sorted(r.id for r in records) if records is not None else None,
                        "extra_train": [str(p) for p in extra_train]}
         if result_path.exists():
@@ -225,12 +230,16 @@ class SpacyTrainer:
 def training_args(args) -> SimpleNamespace:
     """What benchmarks.accuracy.train_spacy reads from its command line."""
     return SimpleNamespace(seed=args.seed, steps=args.steps, eval_frequency=min(args.eval_frequency, args.steps),
-                           checkpoint_every=0, init_tok2vec=None, time_cap=0.0)
+                           checkpoint_every=0, init_tok2vec=None, time_cap=0.0, config=args.config, fgm=args.fgm)
 
 
 def write_split(records: Sequence[Record], path: Path, max_length: int) -> None:
+    """Written aside and moved into place: a campaign run for another seed
+    may be reading the same file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    to_docbin(records, ConversionReport(format="records", inputs=[]), max_length=max_length).to_disk(path)
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    to_docbin(records, ConversionReport(format="records", inputs=[]), max_length=max_length).to_disk(partial)
+    os.replace(partial, path)
 
 
 # -- summaries -------------------------------------------------------------------------------------------
@@ -322,12 +331,28 @@ def corpus_of(name: str, shared: Path) -> BenchCorpus:
     return corpora[name]
 
 
-def campaign_main(args) -> Dict:
-    corpus = corpus_of(args.corpus, args.shared)
+def campaign_data(corpus: BenchCorpus, args):
+    """The pool (the training records less dev), and the folder holding dev,
+    test and the whole pool as DocBins, shared by the two modes: the campaign's
+    full-data model is the self-training's supervised model (same run, same
+    records, trained once)."""
     pool, dev, test = corpus_records(corpus, args.limit)
-    data, out = args.data / corpus.name, args.output / corpus.name
+    data = args.data / corpus.name
     write_split(dev, data / "dev.spacy", args.max_length)
     write_split(test, data / "test-test.spacy", args.max_length)
+    write_split(pool, data / "train.spacy", args.max_length)
+    return pool, data
+
+
+def recipe(args) -> Dict:
+    return {"config": args.config, "fgm": args.fgm, "steps": args.steps, "eval_frequency": args.eval_frequency,
+            "max_length": args.max_length, "seeds": args.seeds}
+
+
+def campaign_main(args) -> Dict:
+    corpus = corpus_of(args.corpus, args.shared)
+    pool, data = campaign_data(corpus, args)
+    out = args.output / corpus.name
     started, command = provenance(), command_line(__spec__.name if __spec__ else "benchmarks.campaign", args.argv)
     seeds: List[Dict] = []
     full: Dict[int, float] = {}
@@ -338,9 +363,13 @@ def campaign_main(args) -> Dict:
         seeds.append(run_campaign(pool, trainer, seed=seed, start=args.start, rounds=args.rounds, per_round=args.per_round,
                                   strategies=args.strategies))
         if args.full:
-            full[seed] = trainer(f"seed{seed}-full", list(pool)).test_f
+            full[seed] = trainer(full_run(seed), list(pool)).test_f
         _write_campaign(out, corpus, args, started, command, pool, seeds, full, quiet=True)  # kept after every seed
     return _write_campaign(out, corpus, args, started, command, pool, seeds, full)
+
+
+def full_run(seed: int) -> str:
+    return f"seed{seed}-full"
 
 
 def _write_campaign(out: Path, corpus: BenchCorpus, args, started, command, pool, seeds, full, quiet: bool = False) -> Dict:
@@ -349,8 +378,7 @@ def _write_campaign(out: Path, corpus: BenchCorpus, args, started, command, pool
     result = {
         "benchmark": "campaign", "corpus_name": corpus.name, "command": command, **started,
         "settings": {"start": args.start, "rounds": args.rounds, "per_round": args.per_round, "strategies": args.strategies,
-                     "steps": args.steps, "seeds": args.seeds, "max_length": args.max_length, "pool_records": len(pool),
-                     "config": "configs/cpu_default.cfg", "note": corpus.note},
+                     **recipe(args), "pool_records": len(pool), "note": corpus.note},
         "full_f_by_seed": {str(k): 100 * v for k, v in full.items()}, "curves": curve,
         "verdict": verdict(curve, full_f, len(pool)), "seeds": seeds,
     }
@@ -375,7 +403,7 @@ def self_training_main(args) -> Dict:
     from spacy_medner.self_training import self_label
 
     corpus = corpus_of(args.corpus, args.shared)
-    data = prepare(corpus, args.data, max_length=args.max_length, limit=args.limit)
+    pool, data = campaign_data(corpus, args)
     out = args.output / corpus.name
     unlabelled = args.unlabelled
     if unlabelled is None:
@@ -391,7 +419,7 @@ def self_training_main(args) -> Dict:
         args.seed = seed
         print(f"=== {corpus.name} self-training, seed {seed}")
         trainer = SpacyTrainer(data, args.models / corpus.name, out / "runs", training_args(args), args.max_length)
-        supervised = trainer(f"self-seed{seed}-supervised", None, extra_train=[data / "train.spacy"])
+        supervised = trainer(full_run(seed), list(pool))
         t0 = time.perf_counter()
         nlp = spacy.load(supervised.model)
         examples = [Example(nlp.make_doc(d.text), d) for d in DocBin().from_disk(data / "dev.spacy").get_docs(nlp.vocab)]
@@ -402,13 +430,13 @@ def self_training_main(args) -> Dict:
             report = {"temperature": 1.0, "skipped": str(err)}
         _, pipe = crf_ner_pipe(nlp)
         pipe.cfg["temperature"] = report["temperature"]
-        calibrated = args.models / corpus.name / f"self-seed{seed}-calibrated"
+        calibrated = args.models / corpus.name / f"seed{seed}-calibrated"
         nlp.to_disk(calibrated)
         calibrate_seconds = time.perf_counter() - t0
-        pseudo = data / "runs" / f"self-seed{seed}" / "pseudo.spacy"
+        pseudo = data / "runs" / f"seed{seed}-pseudo" / "pseudo.spacy"
         summary = self_label(str(calibrated), [unlabelled], pseudo, min_prob=args.min_prob, uncertain_floor=args.uncertain_floor,
                              max_length=args.max_length, nlp=nlp)
-        self_trained = trainer(f"self-seed{seed}-self", None, extra_train=[data / "train.spacy", pseudo])
+        self_trained = trainer(f"seed{seed}-self", None, extra_train=[data / "train.spacy", pseudo])
         runs.append({
             "seed": seed, "supervised": asdict(supervised), "self": asdict(self_trained),
             "gain": 100 * (self_trained.test_f - supervised.test_f), "temperature": report["temperature"],
@@ -418,8 +446,8 @@ def self_training_main(args) -> Dict:
     gains = [r["gain"] for r in runs]
     result = {
         "benchmark": "self_training", "corpus_name": corpus.name, "command": command, **started,
-        "settings": {"steps": args.steps, "seeds": args.seeds, "min_prob": args.min_prob, "uncertain_floor": args.uncertain_floor,
-                     "unlabelled": _relative(unlabelled), "config": "configs/cpu_default.cfg", "max_length": args.max_length},
+        "settings": {**recipe(args), "min_prob": args.min_prob, "uncertain_floor": args.uncertain_floor,
+                     "unlabelled": _relative(unlabelled), "pool_records": len(pool)},
         "supervised_f_mean": mean([100 * r["supervised"]["test_f"] for r in runs]),
         "self_f_mean": mean([100 * r["self"]["test_f"] for r in runs]),
         "gain_mean": mean(gains), "gain_min": min(gains), "gain_max": max(gains),
@@ -451,6 +479,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated random seeds")
     parser.add_argument("--steps", type=int, default=900, help="training steps of every model")
     parser.add_argument("--eval-frequency", type=int, default=300)
+    parser.add_argument("--config", default="configs/cpu_default.cfg", help="the training config, relative to the repository")
+    parser.add_argument("--no-fgm", dest="fgm", action="store_false", help="FGM off: about half the training time per step")
     parser.add_argument("--start", type=int, default=100, help="campaign: records labelled at random before round 1")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--per-round", type=int, default=100)

@@ -20,6 +20,7 @@ from typing import Dict, List, Optional
 from benchmarks.common import ROOT
 from benchmarks.markdown import table
 from benchmarks.speed_report import speed_levers_section
+from benchmarks.campaign_report import annotation_loop_section
 from benchmarks.nested import NESTED_SYSTEMS
 from benchmarks.systems import SYSTEMS
 
@@ -573,6 +574,7 @@ def report(metrics: Path, notes: Path) -> List[str]:
     records += [read_result(metrics / name) for name in ("serve_load.json",) if (metrics / name).exists()]
     records += [read_result(path) for path in sorted(metrics.glob("annotate/*.json"))]
     records += [read_result(path) for path in sorted(metrics.glob(f"{NESTED_FOLDER}/*.json"))]
+    records += [read_result(path) for path in sorted(metrics.glob("campaign/*/*.json"))]
     lines = [
         "# Benchmarks",
         "",
@@ -594,6 +596,7 @@ def report(metrics: Path, notes: Path) -> List[str]:
         elif corpus != "demo":
             lines += [f"### {corpus}", "", "Not measured in this run.", ""]
     lines += nested_section(metrics)
+    lines += annotation_loop_section(metrics)
     lines += selection_section(metrics)
     lines += speed_section(metrics)
     lines += speed_levers_section(metrics)

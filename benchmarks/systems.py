@@ -45,6 +45,7 @@ class System:
     words: bool = False
     averaged: bool = False
     pretrained: bool = False  # starts from `spacy pretrain` weights (--init-tok2vec)
+    fgm: bool = True  # False: FGM adversarial training off (about half the training time per step)
     default: bool = False  # in benchmarks.accuracy's default --systems
     # For an opt-in variant of crf_ner: how the targets section names it. Its absence from a
     # corpus is not listed as a gap (pretraining needs unlabelled text only CCKS2019 ships).
@@ -68,6 +69,8 @@ class System:
             overrides.update(word_features())
         if self.averaged:
             overrides["training.optimizer.use_averages"] = True
+        if not self.fgm:
+            overrides["components.crf_ner.fgm_epsilon"] = 0.0
         return overrides
 
 

@@ -361,3 +361,48 @@ def test_campaign_rounds_grow_by_the_chosen_records_and_each_strategy_chooses_as
             chosen = [p for p in pool if p.id in labelled]
             assert (row["records"], row["chars"], row["entities"]) == (
                 len(labelled), sum(len(p.text) for p in chosen), sum(len(p.entities) for p in chosen))
+
+
+def _campaign_result(f_by_strategy, full, pool_records=10):
+    """A campaign.json as benchmarks.campaign writes it, from test F1s per strategy and round (round 0 first)."""
+    from benchmarks.campaign import curves, verdict
+
+    def rounds(fs):
+        return [{"records": 2 + 2 * r, "chars": 100 * (r + 1), "test_f": f / 100} for r, f in enumerate(fs[1:], start=1)]
+
+    first = next(iter(f_by_strategy.values()))[0]
+    seeds = [{"seed": 0, "round0": {"records": 2, "chars": 100, "test_f": first / 100},
+              "strategies": {s: rounds(fs) for s, fs in f_by_strategy.items()}}]
+    curve = curves(seeds)
+    settings = {"start": 2, "rounds": 2, "per_round": 2, "strategies": list(f_by_strategy), "config": "configs/cpu_fast.cfg",
+                "fgm": False, "steps": 300, "eval_frequency": 100, "max_length": 256, "seeds": [0], "pool_records": pool_records,
+                "note": "a note"}
+    return {"benchmark": "campaign", "corpus_name": "ccks2019", "command": "python -m benchmarks.campaign campaign ccks2019",
+            "settings": settings, "full_f_by_seed": {"0": full}, "curves": curve, "verdict": verdict(curve, full, pool_records),
+            "seeds": seeds}
+
+
+@pytest.mark.parametrize("uncertainty,random_,pool,verdicts", [
+    ([50, 79.5, 79.6], [50, 60, 70], 10, ("met", "met")),  # within 1 point of 80 at 4 records of 10, above random twice
+    ([50, 70, 75], [50, 60, 76], 10, ("missed", "missed")),  # never within 1 point; below random in round 2
+    ([50, 60, 79.0], [50, 60, 70], 9, ("missed", "missed")),  # reached at 6 records of 9 (67%); level with random in round 1
+])
+def test_annotation_loop_section_reads_the_campaign_and_states_the_target_either_way(tmp_path, uncertainty, random_, pool, verdicts):
+    """benchmarks.report's section: one table row per round with each strategy's
+    seed mean and the difference, and the issue's two targets judged from the
+    figures (met and missed both reachable)."""
+    from benchmarks.campaign_report import annotation_loop_section
+    from benchmarks.markdown import tables
+
+    folder = tmp_path / "campaign" / "ccks2019"
+    folder.mkdir(parents=True)
+    (folder / "campaign.json").write_text(json.dumps(_campaign_result({"uncertainty": uncertainty, "random": random_}, 80.0, pool)),
+                                          encoding="utf8")
+    text = "\n".join(annotation_loop_section(tmp_path))
+    rows, = tables(text)
+    assert [int(r["records"]) for r in rows] == [2, 4, 6]
+    assert [float(r["uncertainty F1 (mean, min–max)"].split()[0]) for r in rows] == uncertainty
+    assert [r["uncertainty − random"] for r in rows] == ["", f"{uncertainty[1] - random_[1]:+.2f}", f"{uncertainty[2] - random_[2]:+.2f}"]
+    target = next(line for line in text.splitlines() if line.startswith("Target"))
+    within, above = target.split(";")
+    assert within.endswith(f"**{verdicts[0]}**") and above.rstrip(".").endswith(f"**{verdicts[1]}**")
