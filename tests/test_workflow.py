@@ -188,6 +188,43 @@ def test_all_transformer_on_a_local_tiny_bert_through_packaging(tmp_path, tiny_b
         uninstall(package)
 
 
+
+@pytest.mark.slow
+def test_self_train_ccks2019_on_a_folder_in_ccks2019s_layout(tmp_path):
+    """`self-train-ccks2019` as a user runs it on their copy of CCKS 2019
+    (vars.ccks2019_dir): the calibrated model pseudo-labels every unlabelled
+    report, the folder of gold + pseudo-labels is what the second model
+    trains on, and both models are scored on the official test file."""
+    records = list(srsly.read_jsonl(ROOT / "assets" / "demo" / "train.jsonl"))
+    raw = tmp_path / "ccks2019" / "raw"
+    raw.mkdir(parents=True)
+    demo_as_ccks2019(raw / "subtask1_training_part1.txt", records[:30])
+    demo_as_ccks2019(raw / "subtask1_training_part2.txt", records[30:40])
+    demo_as_ccks2019(raw / "subtask1_test_set_with_answer.json", records[:12])
+    unlabelled = [record["text"] for record in records[40:60]]
+    (raw / "subtask2_unlabeled.txt").write_text("\n".join(unlabelled) + "\n", encoding="utf8")
+    project = copy_project(tmp_path / "project")
+    steps = 40
+    config = write_config(
+        project, "configs/cpu_fast.cfg", "tiny_budget.cfg", steps, warmup=5, extra={"components.crf_ner.fgm_epsilon": 0.0}
+    )
+    run_project(project, "self-train-ccks2019", {
+        "ccks2019_dir": raw, "config": config, "ccks2019_steps": steps, "self_min_prob": 0.6, "max_length": 500,
+    })
+    nlp = spacy.blank("zh")
+    pseudo = list(DocBin().from_disk(project / "corpus" / "ccks2019" / "self" / "pseudo.spacy").get_docs(nlp.vocab))
+    assert [doc.text for doc in pseudo] == unlabelled  # every report, none cut (max_length 500)
+    assert sum(len(doc.ents) for doc in pseudo) > 0, "the calibrated model kept no entity"
+    gold = DocBin().from_disk(project / "corpus" / "ccks2019" / "self" / "gold.spacy")
+    assert len(gold) == len(DocBin().from_disk(project / "corpus" / "ccks2019" / "train.spacy")) > 0
+    calibrated = spacy.load(project / "training" / "ccks2019" / "model-calibrated")
+    assert calibrated.get_pipe("crf_ner").cfg["temperature"] != 1.0  # fitted on dev, not the default
+    trained = load_config(project / "training" / "ccks2019-self" / "model-best" / "config.cfg")
+    assert trained["paths"]["train"] == "corpus/ccks2019/self"  # gold and pseudo-labels, one spaCy corpus
+    for name in ("ccks2019-test.json", "ccks2019-self-test.json"):
+        scores = srsly.read_json(project / "metrics" / name)
+        assert scores["ents_f"] is not None and 0 <= scores["ents_f"] <= 1, name
+
 def write_brat(folder: Path, records: List[Dict]) -> None:
     folder.mkdir(parents=True)
     for i, record in enumerate(records):
