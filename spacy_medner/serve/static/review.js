@@ -1,11 +1,18 @@
 // The review page: POST the record to /v1/entities, draw displaCy's entity
 // markup from the entity JSON (so the threshold can change without asking the
 // server again), mark entities under the threshold for review, and list them
-// in a table that can be copied or downloaded as JSON. Everything the text
-// holds is inserted as text nodes, never as HTML.
+// in a table that can be copied or downloaded as JSON. A span_ner answer also
+// has `mentions` (every span found, nested and crossing ones too): they get a
+// second drawing in displaCy's span style and a table of their own. Everything
+// the text holds is inserted as text nodes, never as HTML.
+//
+// Offsets are the server's: Python string indices, i.e. code points. A JS
+// string indexes UTF-16 units, so the record is cut through `chars` (one entry
+// per code point) and a character outside the BMP (𠮷) shifts nothing.
 "use strict";
 
-const state = { text: "", entities: [], colors: {}, model: null };
+// mentions: null for an answer without them (crf_ner), else the list.
+const state = { text: "", chars: [], entities: [], mentions: null, colors: {}, model: null };
 const $ = (id) => document.getElementById(id);
 const FALLBACK = ["#8ecae6", "#ff8fa3", "#b5e48c", "#ffd166", "#cdb4db", "#f4a261", "#84a59d", "#bde0fe"];
 
@@ -28,6 +35,15 @@ function status(entity) {
   return entity.score < threshold() ? "review" : "accept";
 }
 
+// record[start:end], in code points, as Python cuts it.
+function slice(start, end) {
+  return state.chars.slice(start, end).join("");
+}
+
+function probability(item, digits) {
+  return typeof item.score === "number" ? item.score.toFixed(digits) : "";
+}
+
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs || {})) {
@@ -39,7 +55,7 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
-function render() {
+function renderEntities() {
   const rendering = $("rendering");
   rendering.replaceChildren();
   const ordered = [...state.entities].sort((a, b) => a.start - b.start);
@@ -47,20 +63,20 @@ function render() {
   let review = 0;
   for (const entity of ordered) {
     if (entity.start < offset) continue; // doc.ents never overlap; be safe anyway
-    rendering.append(state.text.slice(offset, entity.start));
+    rendering.append(slice(offset, entity.start));
     const st = status(entity);
     if (st === "review") review += 1;
-    const prob = typeof entity.score === "number" ? entity.score.toFixed(2) : "";
+    const prob = probability(entity, 2);
     const mark = el("mark", {
       class: "entity" + (st === "review" ? " review" : ""), style: `background: ${colorOf(entity.label)}`,
       "data-label": entity.label, "data-start": entity.start, "data-end": entity.end,
       title: `${entity.label}${prob ? " · p=" + prob : ""}${st === "review" ? " · to review" : ""}`,
-    }, state.text.slice(entity.start, entity.end), el("span", { class: "label" }, entity.label));
+    }, slice(entity.start, entity.end), el("span", { class: "label" }, entity.label));
     if (prob) mark.append(el("span", { class: "prob" }, prob));
     rendering.append(mark);
     offset = entity.end;
   }
-  rendering.append(state.text.slice(offset));
+  rendering.append(slice(offset));
 
   const body = $("entities").tBodies[0];
   body.replaceChildren();
@@ -73,17 +89,147 @@ function render() {
       el("td", {}, typeof entity.score === "number" ? entity.score.toFixed(4) : "–"),
       el("td", { class: "status-" + st.replace(" ", "-") }, st)));
   });
-  $("summary").textContent = `${ordered.length} found, ${review} to review (probability under ${threshold()})`;
+  return `${ordered.length} found, ${review} to review (probability under ${threshold()})`;
+}
+
+// displaCy's span style (spacy/displacy/render.py SpanRenderer and
+// templates.py TPL_SPAN, TPL_SPAN_SLICE, TPL_SPAN_START), in px.
+const TOP_OFFSET = 40;        // the first bar, under the characters
+const SPAN_LABEL_OFFSET = 20; // room under the lowest bar
+const OFFSET_STEP = 17;       // one render slot lower
+
+// Each mention's render slot (1 = just under the text), as displaCy assigns
+// them: mentions in order of start, longer first, then label; a mention gets
+// the slot after that of the last mention, in this order, still open at its
+// first character. That one holds the highest slot among the mentions open
+// there (each got one more than the highest when it started), so two
+// mentions over the same character never share a slot, and a mention inside
+// another always lies below it.
+function renderSlots(mentions) {
+  const order = mentions.map((_, i) => i).sort((a, b) => {
+    const x = mentions[a], y = mentions[b];
+    return x.start - y.start || (y.end - y.start) - (x.end - x.start) || (x.label < y.label ? -1 : x.label > y.label ? 1 : 0);
+  });
+  const slots = new Array(mentions.length).fill(0);
+  order.forEach((i, k) => {
+    let last = 0;
+    for (const j of order.slice(0, k)) {
+      if (mentions[j].start <= mentions[i].start && mentions[i].start < mentions[j].end) last = slots[j];
+    }
+    slots[i] = last + 1;
+  });
+  return slots;
+}
+
+// For each mention, how it lies against the others: "inside #2 左下腹疼痛",
+// "contains #1 左下腹", "crosses #3 …", "same characters as #4 …".
+function nesting(mentions) {
+  return mentions.map((m, i) => mentions.flatMap((o, j) => {
+    if (i === j || o.end <= m.start || m.end <= o.start) return [];
+    let kind = "crosses";
+    if (o.start === m.start && o.end === m.end) kind = "same characters as";
+    else if (o.start <= m.start && m.end <= o.end) kind = "inside";
+    else if (m.start <= o.start && o.end <= m.end) kind = "contains";
+    return [`${kind} #${j + 1} ${o.text}`];
+  }));
+}
+
+// Characters that get no box, as displaCy draws no bar under a whitespace
+// token: a line break inside an inline-block would break the layout.
+const UNBOXED = new Set(["\n", "\r"]);
+
+function renderMentions() {
+  const mentions = state.mentions;
+  const drawing = $("spans");
+  drawing.replaceChildren();
+  const slots = renderSlots(mentions);
+  const n = state.chars.length;
+  const over = Array.from({ length: n }, () => []); // per character: the mentions over it
+  const first = mentions.map(() => -1);             // per mention: the character with its label
+  mentions.forEach((m, i) => {
+    for (let c = Math.max(0, m.start); c < Math.min(n, m.end); c++) {
+      over[c].push(i);
+      if (first[i] < 0 && !UNBOXED.has(state.chars[c])) first[i] = c;
+    }
+  });
+  let plain = "";
+  for (let c = 0; c < n; c++) {
+    const ch = state.chars[c];
+    if (!over[c].length || UNBOXED.has(ch)) { plain += ch; continue; }
+    if (plain) { drawing.append(plain); plain = ""; }
+    const here = over[c].sort((a, b) => slots[a] - slots[b]);
+    const lowest = slots[here[here.length - 1]];
+    const unit = el("span", { class: "span-char", "data-offset": c, style: `height: ${TOP_OFFSET + SPAN_LABEL_OFFSET + OFFSET_STEP * (lowest - 1)}px` }, ch);
+    for (const i of here) {
+      const m = mentions[i];
+      const st = status(m);
+      const color = colorOf(m.label);
+      const isStart = first[i] === c;
+      const bar = el("span", {
+        class: "span-slice" + (isStart ? " span-start" : "") + (st === "review" ? " review" : ""),
+        style: `background: ${color}; top: ${TOP_OFFSET + OFFSET_STEP * (slots[i] - 1)}px`,
+        "data-mention": i, "data-slot": slots[i],
+      });
+      if (isStart) {
+        const prob = probability(m, 2);
+        const label = el("span", {
+          class: "span-label", style: `background: ${color}`, "data-label": m.label, "data-start": m.start, "data-end": m.end,
+          title: `${m.label} · ${m.text}${prob ? " · p=" + prob : ""}${st === "review" ? " · to review" : ""}`,
+        }, m.label);
+        if (prob) label.append(el("span", { class: "prob" }, prob));
+        bar.append(label);
+      }
+      unit.append(bar);
+    }
+    drawing.append(unit);
+  }
+  if (plain) drawing.append(plain);
+
+  const relations = nesting(mentions);
+  const inEnts = new Set(state.entities.map((e) => `${e.start} ${e.end} ${e.label}`));
+  const body = $("mentions").tBodies[0];
+  body.replaceChildren();
+  let review = 0;
+  let nested = 0;
+  mentions.forEach((m, i) => {
+    const st = status(m);
+    if (st === "review") review += 1;
+    if (relations[i].length) nested += 1;
+    body.append(el("tr", { class: st === "review" ? "review" : "" },
+      el("td", {}, String(i + 1)), el("td", {}, String(m.start)), el("td", {}, String(m.end)),
+      el("td", {}, el("span", { class: "chip", style: `background: ${colorOf(m.label)}` }, m.label)),
+      el("td", {}, m.text),
+      el("td", {}, typeof m.score === "number" ? m.score.toFixed(4) : "–"),
+      el("td", { class: "status-" + st.replace(" ", "-") }, st),
+      el("td", {}, relations[i].length ? relations[i].join("; ") : "–"),
+      el("td", {}, inEnts.has(`${m.start} ${m.end} ${m.label}`) ? "yes" : "no")));
+  });
+  const summary = `${mentions.length} found, ${nested} inside or across another, ${review} to review (probability under ${threshold()})`;
+  $("mention-summary").textContent = summary;
+  return summary;
+}
+
+function render() {
+  const hasMentions = state.mentions !== null;
+  let summary = renderEntities();
+  $("nested").hidden = !hasMentions;
+  $("mention-list").hidden = !hasMentions;
+  if (hasMentions) summary += ` · mentions: ${renderMentions()}`;
+  else { $("spans").replaceChildren(); $("mentions").tBodies[0].replaceChildren(); }
+  $("summary").textContent = summary;
   $("output").hidden = false;
 }
 
 function exported() {
   const t = threshold();
-  return {
+  const marked = (e) => ({ ...e, review: typeof e.score === "number" ? e.score < t : null });
+  const out = {
     model: state.model ? { name: state.model.name, version: state.model.version } : null,
     threshold: t, text: state.text,
-    entities: state.entities.map((e) => ({ ...e, review: typeof e.score === "number" ? e.score < t : null })),
+    entities: state.entities.map(marked),
   };
+  if (state.mentions !== null) out.mentions = state.mentions.map(marked);
+  return out;
 }
 
 async function annotate() {
@@ -99,13 +245,17 @@ async function annotate() {
     const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
     if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
     state.text = text;
+    state.chars = Array.from(text);
     state.entities = body.entities;
+    state.mentions = Array.isArray(body.mentions) ? body.mentions : null;
     render();
-    $("status").textContent = `Done: ${body.entities.length} entities.`;
+    $("status").textContent = `Done: ${body.entities.length} entities` +
+      (state.mentions !== null ? `, ${state.mentions.length} mentions.` : ".");
   } catch (err) {
     // The entities on show belong to the last record sent: hide them, so they
     // are never read as this record's.
     state.entities = [];
+    state.mentions = null;
     $("output").hidden = true;
     $("status").className = "error";
     $("status").textContent = `Error: ${err.message}`;
