@@ -78,7 +78,13 @@ def nesting(mentions: List[dict]) -> List[str]:
 
 
 def overlap(a: dict, b: dict) -> bool:
+    """Two boxes share a horizontal band."""
     return a["top"] < b["bottom"] and b["top"] < a["bottom"]
+
+
+def beside(a: dict, b: dict) -> bool:
+    """Two boxes share a vertical band."""
+    return a["left"] < b["right"] and b["left"] < a["right"]
 
 
 def assert_drawing(browser, text: str, mentions: List[dict], threshold: float) -> dict:
@@ -121,10 +127,14 @@ def assert_drawing(browser, text: str, mentions: List[dict], threshold: float) -
         for a, b in combinations(bars, 2):
             assert not overlap(a["box"], b["box"]), f"bars drawn over each other at character {unit['offset']}"
         assert all(unit["box"]["top"] < b["box"]["top"] and b["box"]["bottom"] <= unit["box"]["bottom"] + 1 for b in bars), "bars outside their box"
-    # Labels hung at one character do not cover each other.
+    # No label covers another label, or another mention's bar.
     for a, b in combinations(labels, 2):
-        if a["at"] == b["at"]:
-            assert not overlap(a["box"], b["box"]), f"labels {a['label']} and {b['label']} overlap"
+        assert not (overlap(a["box"], b["box"]) and beside(a["box"], b["box"])), f"labels {a} and {b} overlap"
+    for label in labels:
+        for unit in units:
+            for bar in unit["bars"]:
+                if bar["mention"] != label["mention"]:
+                    assert not (overlap(label["box"], bar["box"]) and beside(label["box"], bar["box"])), (label, unit["offset"], bar)
     # A mention inside another lies below it (displaCy stacks the inner one under the outer).
     for (i, m), (j, o) in combinations(enumerate(mentions), 2):
         if (m["start"], m["end"]) != (o["start"], o["end"]):
@@ -222,23 +232,29 @@ def test_a_clinician_reviews_nested_mentions(span_server, span_model, browser, t
     assert downloaded["entities"] == [{**e, "review": e["score"] < threshold} for e in entities]
 
 
-# Crossing, identical, adjacent and five-deep mentions, over a line break and
-# a character outside the BMP: what a larger span_ner model may answer.
-SYNTHETIC = "甲乙丙丁戊己庚辛壬癸𠮷子\n丑寅"
+# Crossing, identical, five-deep and side-by-side one-character mentions
+# (whose labels are wider than they are), over line breaks and a character
+# outside the BMP: what a larger span_ner model may answer. On the last line,
+# 水 lies in 戌亥金木水火土, which had to start below 酉戌: 水 goes below it
+# even once the row above is free again.
+SYNTHETIC = "甲乙丙丁戊己庚辛壬癸𠮷子\n丑寅卯辰巳午、未 CT 申\n酉戌亥金木水火土"
 SYNTHETIC_MENTIONS = [  # by start, then end, then label, as the service sends them
     (0, 6, "bod"), (0, 12, "sym"), (1, 3, "dru"), (2, 8, "dis"), (4, 5, "bod"), (4, 5, "dru"),
-    (8, 10, "sym"), (9, 15, "dis"), (11, 12, "bod"),
+    (8, 10, "sym"), (9, 15, "dis"), (11, 12, "bod"), (15, 16, "bod"), (16, 17, "dru"), (17, 18, "sym"),
+    (18, 19, "dis"), (20, 21, "bod"), (22, 24, "dis"), (25, 26, "sym"), (27, 29, "bod"), (28, 35, "sym"), (32, 33, "bod"),
 ]
 
 
 def test_crossing_and_stacked_mentions_never_draw_over_each_other(span_server, browser, tmp_path):  # noqa: F811
-    mentions = [{"start": s, "end": e, "label": label, "text": SYNTHETIC[s:e], "score": round(0.3 + 0.07 * k, 6)}
+    mentions = [{"start": s, "end": e, "label": label, "text": SYNTHETIC[s:e], "score": round(0.3 + 0.035 * k, 6)}
                 for k, (s, e, label) in enumerate(SYNTHETIC_MENTIONS)]
     browser.send("Page.navigate", url=span_server.url + "/")
     browser.wait_for("document.querySelectorAll('#legend .chip').length > 0")
     browser.js(f"""(() => {{ state.text = {json.dumps(SYNTHETIC)}; state.chars = Array.from(state.text);
       state.entities = []; state.mentions = {json.dumps(mentions)}; render(); }})()""")
-    assert_drawing(browser, SYNTHETIC, mentions, 0.5)
+    slots = assert_drawing(browser, SYNTHETIC, mentions, 0.5)
+    listed = [i for i, m in enumerate(mentions) if SYNTHETIC.index("卯") <= m["start"] < SYNTHETIC.index("酉")]
+    assert max(slots[i] for i in listed) < len(listed), "a list of short mentions must not step down one row per mention"
     assert_mention_table(browser, mentions, [], 0.5)
     assert "crosses #4 丙丁戊己庚辛" in browser.js(MENTION_ROWS)[0][7]
     keep_screenshot(browser, tmp_path, "review_crossing.png")

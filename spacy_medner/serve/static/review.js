@@ -99,26 +99,61 @@ const SPAN_LABEL_OFFSET = 20; // room under the lowest bar
 const OFFSET_STEP = 17;       // one render slot lower
 
 // Each mention's render slot (1 = just under the text), as displaCy assigns
-// them: mentions in order of start, longer first, then label; a mention gets
-// the slot after that of the last mention, in this order, still open at its
-// first character. That one holds the highest slot among the mentions open
-// there (each got one more than the highest when it started), so two
-// mentions over the same character never share a slot, and a mention inside
-// another always lies below it.
-function renderSlots(mentions) {
+// them: mentions in order of start, longer first, then label; a mention goes
+// below every mention whose characters are still open at its first character
+// (displaCy takes the slot after the last such one's, which is their
+// highest), so two mentions over the same character never share a slot, and
+// a mention inside another always lies below it.
+//
+// One change: a mention also skips the slots of the mentions whose label
+// still hangs over its first character (`reach`). displaCy's 0.6em label
+// ("sym 0.99") is wider than a two-character mention, and in a list of
+// symptoms (头痛、头晕、乏力) one label would hide the next one's
+// probability. It takes the first slot free below the mentions it lies in,
+// so such a list alternates between rows instead of stepping down one row
+// per mention. Two mentions whose characters or labels share a place still
+// never share a slot: the later one starts inside the earlier one's reach.
+function renderSlots(mentions, reach) {
   const order = mentions.map((_, i) => i).sort((a, b) => {
     const x = mentions[a], y = mentions[b];
     return x.start - y.start || (y.end - y.start) - (x.end - x.start) || (x.label < y.label ? -1 : x.label > y.label ? 1 : 0);
   });
   const slots = new Array(mentions.length).fill(0);
   order.forEach((i, k) => {
-    let last = 0;
+    const m = mentions[i];
+    let below = 0;
+    const taken = new Set();
     for (const j of order.slice(0, k)) {
-      if (mentions[j].start <= mentions[i].start && mentions[i].start < mentions[j].end) last = slots[j];
+      const o = mentions[j];
+      if (o.start <= m.start && m.start < o.end) below = Math.max(below, slots[j]);
+      if (o.start <= m.start && m.start < reach[j]) taken.add(slots[j]);
     }
-    slots[i] = last + 1;
+    let slot = below + 1;
+    while (taken.has(slot)) slot += 1;
+    slots[i] = slot;
   });
   return slots;
+}
+
+// Full-width characters (CJK, kana, hangul, full-width forms, ⚑): about 1em.
+const WIDE = /[\u1100-\u115F\u2690-\u26FF\u2E80-\uA4CF\uAC00-\uD7A3\uF900-\uFAFF\uFE30-\uFE4F\uFF00-\uFF60\uFFE0-\uFFE6]|[\u{20000}-\u{3FFFD}]/u;
+
+// The character after the last one a mention's label hangs over, the label
+// starting at character `from`. Estimated without layout, so that slots do
+// not change with the window's width: the label's width is over-estimated
+// (0.6em glyphs, 0.55em for a narrow one, the padding, and the review flag
+// counted whatever the threshold, so a threshold change never moves a bar)
+// and the record's characters under-estimated (0.5em narrow, 0.25em a space).
+// A label stops at a line break: past it, the characters are on the next line.
+function labelReach(mention, from) {
+  let width = 0.45;
+  for (const ch of `${mention.label} ${probability(mention, 2)} ⚑`) width += 0.6 * (WIDE.test(ch) ? 1 : 0.55);
+  let c = from;
+  for (let covered = 0; c < state.chars.length && covered < width && !UNBOXED.has(state.chars[c]); c++) {
+    const ch = state.chars[c];
+    covered += WIDE.test(ch) ? 1 : ch.trim() === "" ? 0.25 : 0.5;
+  }
+  return c;
 }
 
 // For each mention, how it lies against the others: "inside #2 左下腹疼痛",
@@ -142,7 +177,6 @@ function renderMentions() {
   const mentions = state.mentions;
   const drawing = $("spans");
   drawing.replaceChildren();
-  const slots = renderSlots(mentions);
   const n = state.chars.length;
   const over = Array.from({ length: n }, () => []); // per character: the mentions over it
   const first = mentions.map(() => -1);             // per mention: the character with its label
@@ -152,6 +186,7 @@ function renderMentions() {
       if (first[i] < 0 && !UNBOXED.has(state.chars[c])) first[i] = c;
     }
   });
+  const slots = renderSlots(mentions, mentions.map((m, i) => (first[i] < 0 ? m.end : Math.max(m.end, labelReach(m, first[i])))));
   let plain = "";
   for (let c = 0; c < n; c++) {
     const ch = state.chars[c];
