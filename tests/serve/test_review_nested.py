@@ -13,7 +13,6 @@ pipeline does not produce, through the page's own code."""
 import json
 import time
 from itertools import combinations
-from pathlib import Path
 from typing import List
 
 import spacy
@@ -52,8 +51,8 @@ MENTION_ROWS = "[...document.querySelectorAll('#mentions tbody tr')].map(r => [.
 SHOWN = "(id) => !document.getElementById(id).hidden && document.getElementById(id).getClientRects().length > 0"
 
 
-def shown(browser, element_id: str) -> bool:
-    return browser.js(f"({SHOWN})({json.dumps(element_id)})")
+def shown(chromium, element_id: str) -> bool:
+    return chromium.js(f"({SHOWN})({json.dumps(element_id)})")
 
 
 def nesting(mentions: List[dict]) -> List[str]:
@@ -87,14 +86,14 @@ def beside(a: dict, b: dict) -> bool:
     return a["left"] < b["right"] and b["left"] < a["right"]
 
 
-def assert_drawing(browser, text: str, mentions: List[dict], threshold: float) -> dict:
+def assert_drawing(chromium, text: str, mentions: List[dict], threshold: float) -> dict:
     """The span drawing shows `text` once, in order, and each of `mentions`
     once, over exactly its characters (a line break gets no box, as
     displaCy draws no bar under whitespace), on one slot, labelled at its
     first one; nothing over the same character draws over anything else."""
     boxed = lambda m: [c for c in range(m["start"], m["end"]) if text[c] not in "\r\n"]  # noqa: E731
-    assert browser.js(SPANS_PLAIN) == text, "the span drawing must show the whole record, once, in order"
-    drawing = browser.js(DRAWING)
+    assert chromium.js(SPANS_PLAIN) == text, "the span drawing must show the whole record, once, in order"
+    drawing = chromium.js(DRAWING)
     units, labels = drawing["units"], drawing["labels"]
     offsets = [u["offset"] for u in units]
     assert offsets == sorted(set(offsets)), "one box per character, in order"
@@ -145,8 +144,8 @@ def assert_drawing(browser, text: str, mentions: List[dict], threshold: float) -
     return slot_of
 
 
-def assert_mention_table(browser, mentions: List[dict], entities: List[dict], threshold: float) -> None:
-    rows = browser.js(MENTION_ROWS)
+def assert_mention_table(chromium, mentions: List[dict], entities: List[dict], threshold: float) -> None:
+    rows = chromium.js(MENTION_ROWS)
     ents = {(e["start"], e["end"], e["label"]) for e in entities}
     want = [[str(i + 1), str(m["start"]), str(m["end"]), m["label"], m["text"],
              f"{m['score']:.4f}" if "score" in m else "–",
@@ -156,8 +155,8 @@ def assert_mention_table(browser, mentions: List[dict], entities: List[dict], th
     assert rows == want
 
 
-def set_threshold(browser, value: str) -> None:
-    browser.type_into("#threshold", value)
+def set_threshold(chromium, value: str) -> None:
+    chromium.type_into("#threshold", value)
 
 
 def between(scores: List[float], k: int) -> str:
