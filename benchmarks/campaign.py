@@ -62,6 +62,9 @@ from spacy_medner.corpora.report import ConversionReport
 UNLABELLED = {"ccks2019": ("ccks2019", "subtask2_unlabeled.txt")}
 TARGET_GAP = 1.0  # F1 points below full-data F1
 TARGET_SHARE = 0.6  # of the training records
+# A campaign strategy: how `labelling.choose` is called (its strategy, and whether expected
+# errors are per 100 characters, `select`'s default, or per record, `select --per-record`).
+STRATEGIES = {"uncertainty": ("uncertainty", True), "uncertainty-per-record": ("uncertainty", False), "random": ("random", True)}
 
 
 @dataclass
@@ -140,7 +143,9 @@ def run_strategy(pool: Sequence[Record], initial: List[int], first: Trained, tra
             break
         started = time.perf_counter()
         nlp = spacy.load(model.model)
-        chosen = choose(nlp, ((str(i), pool[i].text) for i in rest), per_round, strategy=strategy, seed=seed, batch_size=batch_size)
+        how, normalise = STRATEGIES[strategy]
+        chosen = choose(nlp, ((str(i), pool[i].text) for i in rest), per_round, strategy=how, seed=seed, normalise=normalise,
+                        batch_size=batch_size)
         picked = [int(c.predicted.id) for c in chosen]
         select_seconds = time.perf_counter() - started
         del nlp
@@ -265,10 +270,11 @@ def curves(seeds: List[Dict]) -> Dict[str, List[Dict]]:
     return out
 
 
-def verdict(curve: Dict[str, List[Dict]], full_f: Optional[float], n_pool: int) -> Dict:
-    """The issue's target, on seed means."""
+def verdict(curve: Dict[str, List[Dict]], full_f: Optional[float], n_pool: int, strategy: str = "uncertainty") -> Dict:
+    """The issue's target for one selection strategy against random, on seed means
+    (the keys say "uncertainty" whichever uncertainty strategy it is)."""
     result: Dict = {}
-    unc, rnd = curve.get("uncertainty"), curve.get("random")
+    unc, rnd = curve.get(strategy), curve.get("random")
     if unc and rnd:
         above = [u["f_mean"] > r["f_mean"] for u, r in zip(unc[1:], rnd[1:])]
         result["uncertainty_above_random_every_round"] = bool(above) and all(above)
@@ -380,7 +386,8 @@ def _write_campaign(out: Path, corpus: BenchCorpus, args, started, command, pool
         "settings": {"start": args.start, "rounds": args.rounds, "per_round": args.per_round, "strategies": args.strategies,
                      **recipe(args), "pool_records": len(pool), "note": corpus.note},
         "full_f_by_seed": {str(k): 100 * v for k, v in full.items()}, "curves": curve,
-        "verdict": verdict(curve, full_f, len(pool)), "seeds": seeds,
+        "verdict": verdict(curve, full_f, len(pool)),
+        "verdicts": {s: verdict(curve, full_f, len(pool), s) for s in curve if s != "random"}, "seeds": seeds,
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "campaign.json").write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf8")
@@ -484,7 +491,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--start", type=int, default=100, help="campaign: records labelled at random before round 1")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--per-round", type=int, default=100)
-    parser.add_argument("--strategies", default="uncertainty,random")
+    parser.add_argument("--strategies", default="uncertainty,random", help=f"comma-separated, of {', '.join(STRATEGIES)}")
     parser.add_argument("--no-full", dest="full", action="store_false", help="campaign: skip the full-training-set model")
     parser.add_argument("--min-prob", type=float, default=0.9, help="self-training: keep pseudo-entities with at least this probability")
     parser.add_argument("--uncertain-floor", type=float, default=None, help="self-training: default 1 − min-prob")
@@ -499,8 +506,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     args.argv = argv
     args.seeds = [int(s) for s in args.seeds.split(",")]
     args.strategies = args.strategies.split(",")
-    if set(args.strategies) - {"uncertainty", "random"}:
-        parser.error(f"--strategies: unknown {sorted(set(args.strategies) - {'uncertainty', 'random'})}")
+    if set(args.strategies) - set(STRATEGIES):
+        parser.error(f"--strategies: unknown {sorted(set(args.strategies) - set(STRATEGIES))}; choose from {', '.join(STRATEGIES)}")
     if min(args.steps, args.start, args.per_round) < 1 or args.rounds < 0:
         parser.error("--steps, --start and --per-round must be at least 1, --rounds at least 0")
     if args.mode == "campaign":
