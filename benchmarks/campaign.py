@@ -31,7 +31,9 @@ Self-training: per seed, the supervised model is the campaign's full-data
 model (the same run, trained once for both modes), calibrated on dev; it
 labels the unlabelled records (`self_training.self_label`, --min-prob) and
 the same recipe is trained again on gold + pseudo-labels. Writes
-<output>/<corpus>/self_training.json: test F1 of both, the gain, and the cost
+<output>/<corpus>/self_training_<bar>.json (bar: p<min-prob>, and -f<floor>
+if --uncertain-floor is given, so runs at several bars sit side by side):
+test F1 of both, the gain, and the cost
 (training seconds of each, labelling and calibration seconds).
 
 Every model is trained with --config (default configs/cpu_default.cfg) for
@@ -421,6 +423,7 @@ def self_training_main(args) -> Dict:
         else:
             raise SystemExit(f"{corpus.name}: pass --unlabelled (no unlabelled records known for it)")
     started, command = provenance(), command_line(__spec__.name if __spec__ else "benchmarks.campaign", args.argv)
+    bar = pseudo_label_bar(args.min_prob, args.uncertain_floor)
     runs = []
     for seed in args.seeds:
         args.seed = seed
@@ -440,10 +443,10 @@ def self_training_main(args) -> Dict:
         calibrated = args.models / corpus.name / f"seed{seed}-calibrated"
         nlp.to_disk(calibrated)
         calibrate_seconds = time.perf_counter() - t0
-        pseudo = data / "runs" / f"seed{seed}-pseudo" / "pseudo.spacy"
+        pseudo = data / "runs" / f"seed{seed}-pseudo-{bar}" / "pseudo.spacy"
         summary = self_label(str(calibrated), [unlabelled], pseudo, min_prob=args.min_prob, uncertain_floor=args.uncertain_floor,
                              max_length=args.max_length, nlp=nlp)
-        self_trained = trainer(f"seed{seed}-self", None, extra_train=[data / "train.spacy", pseudo])
+        self_trained = trainer(f"seed{seed}-self-{bar}", None, extra_train=[data / "train.spacy", pseudo])
         runs.append({
             "seed": seed, "supervised": asdict(supervised), "self": asdict(self_trained),
             "gain": 100 * (self_trained.test_f - supervised.test_f), "temperature": report["temperature"],
@@ -462,11 +465,16 @@ def self_training_main(args) -> Dict:
         "runs": runs,
     }
     out.mkdir(parents=True, exist_ok=True)
-    (out / "self_training.json").write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf8")
+    (out / f"self_training_{bar}.json").write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf8")
     print(f"supervised {result['supervised_f_mean']:.2f}, self-trained {result['self_f_mean']:.2f}: gain {result['gain_mean']:+.2f} "
           f"({result['gain_min']:+.2f} to {result['gain_max']:+.2f}) over {len(runs)} seeds; "
           f"training time ×{result['train_seconds_ratio_mean']:.2f}, labelling {mean([r['label_seconds'] for r in runs]):.0f} s")
     return result
+
+
+def pseudo_label_bar(min_prob: float, uncertain_floor: Optional[float]) -> str:
+    """A self-training run's name part: its pseudo-labels depend on these two."""
+    return f"p{min_prob:g}" + (f"-f{uncertain_floor:g}" if uncertain_floor is not None else "")
 
 
 def _relative(path: Path) -> str:

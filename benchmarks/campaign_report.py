@@ -1,5 +1,5 @@
 """BENCHMARKS.md's "The annotation loop" section, from
-benchmarks/results/campaign/<corpus>/campaign.json and self_training.json
+benchmarks/results/campaign/<corpus>/campaign.json and self_training_<bar>.json
 (benchmarks.campaign). Standard library only, like benchmarks.report, which
 calls `annotation_loop_section`.
 
@@ -112,7 +112,7 @@ def self_training_lines(t: Dict) -> List[str]:
         ])
     rows.append(["mean", f"{t['supervised_f_mean']:.2f}", f"{t['self_f_mean']:.2f}", f"{t['gain_mean']:+.2f}", *[""] * 7])
     return [
-        f"### {t['corpus_name']}: self-training on unlabelled records",
+        f"### {t['corpus_name']}: self-training on unlabelled records, entities kept at p ≥ {s['min_prob']}",
         "",
         f"The supervised model is the campaign's full-pool model (the same run). It is calibrated on dev (one temperature, "
         f"T), labels the {s['unlabelled']} records (`self-label --min-prob {s['min_prob']}`: entities with a calibrated "
@@ -136,7 +136,8 @@ def self_training_lines(t: Dict) -> List[str]:
 def annotation_loop_section(metrics: Path) -> List[str]:
     folder = metrics / FOLDER
     corpora = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.exists() else []
-    found = [(_read(folder / c / "campaign.json"), _read(folder / c / "self_training.json")) for c in corpora]
+    found = [(_read(folder / c / "campaign.json"), [_read(p) for p in sorted((folder / c).glob("self_training_*.json"))])
+             for c in corpora]
     found = [(c, t) for c, t in found if c or t]
     if not found:
         return []
@@ -144,6 +145,6 @@ def annotation_loop_section(metrics: Path) -> List[str]:
     for campaign, self_training in found:
         if campaign:
             lines += campaign_lines(campaign)
-        if self_training:
-            lines += self_training_lines(self_training)
+        for run in sorted(self_training, key=lambda t: -t["settings"]["min_prob"]):
+            lines += self_training_lines(run)
     return lines
