@@ -406,3 +406,30 @@ def test_annotation_loop_section_reads_the_campaign_and_states_the_target_either
     target = next(line for line in text.splitlines() if line.startswith("Target"))
     within, above = target.split(";")
     assert within.endswith(f"**{verdicts[0]}**") and above.rstrip(".").endswith(f"**{verdicts[1]}**")
+
+
+def test_annotation_loop_section_renders_each_self_training_bar(tmp_path):
+    """One table per pseudo-label bar (self_training_<bar>.json), highest bar
+    first, one row per seed plus the mean, and the gain as measured."""
+    from benchmarks.campaign_report import annotation_loop_section
+    from benchmarks.markdown import tables
+
+    folder = tmp_path / "campaign" / "ccks2019"
+    folder.mkdir(parents=True)
+    pseudo = {"records": 1000, "entities_kept": 2000, "entities_dropped": 300, "missing_share": 0.25}
+    for min_prob, gains in ((0.5, [0.4, -0.2]), (0.9, [-0.7, -1.0])):
+        runs = [{"seed": seed, "supervised": {"test_f": 0.80, "train_seconds": 100.0}, "self": {"test_f": 0.80 + g / 100, "train_seconds": 110.0},
+                 "gain": g, "temperature": 1.2, "pseudo": pseudo, "calibrate_seconds": 20.0, "label_seconds": 10.0} for seed, g in enumerate(gains)]
+        result = {"corpus_name": "ccks2019", "command": f"python -m benchmarks.campaign self-training ccks2019 --min-prob {min_prob}",
+                  "settings": {"config": "configs/cpu_fast.cfg", "fgm": False, "steps": 300, "eval_frequency": 100, "min_prob": min_prob,
+                               "uncertain_floor": None, "unlabelled": "ccks2019/raw/subtask2_unlabeled.txt"},
+                  "supervised_f_mean": 80.0, "self_f_mean": 80.0 + sum(gains) / 2, "gain_mean": sum(gains) / 2,
+                  "gain_min": min(gains), "gain_max": max(gains), "train_seconds_ratio_mean": 1.1, "runs": runs}
+        (folder / f"self_training_p{min_prob:g}.json").write_text(json.dumps(result), encoding="utf8")
+    text = "\n".join(annotation_loop_section(tmp_path))
+    assert text.index("p ≥ 0.9") < text.index("p ≥ 0.5")
+    high, low = tables(text)
+    assert [row["gain"] for row in high] == ["-0.70", "-1.00", "-0.85"] and [row["gain"] for row in low] == ["+0.40", "-0.20", "+0.10"]
+    assert [row["self-trained F1"] for row in low[:2]] == ["80.40", "79.80"]
+    assert "P(inside) ≥ 0.1 " in text and "P(inside) ≥ 0.5 " in text  # the default floor, 1 − min-prob
+    assert "Gain -0.85 F1 (from -1.00 to -0.70 over 2 seeds)" in text
