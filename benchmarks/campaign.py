@@ -65,8 +65,8 @@ UNLABELLED = {"ccks2019": ("ccks2019", "subtask2_unlabeled.txt")}
 TARGET_GAP = 1.0  # F1 points below full-data F1
 TARGET_SHARE = 0.6  # of the training records
 # A campaign strategy: how `labelling.choose` is called (its strategy, and whether expected
-# errors are per 100 characters, `select`'s default, or per record, `select --per-record`).
-STRATEGIES = {"uncertainty": ("uncertainty", True), "uncertainty-per-record": ("uncertainty", False), "random": ("random", True)}
+# errors are per record, `select`'s default, or per 100 characters, `select --per-100-chars`).
+STRATEGIES = {"uncertainty": ("uncertainty", False), "uncertainty-per-100-chars": ("uncertainty", True), "random": ("random", False)}
 
 
 @dataclass

@@ -16,8 +16,8 @@ from benchmarks.markdown import table
 
 FOLDER = "campaign"
 STRATEGY_TITLES = {
-    "uncertainty": "`select --strategy uncertainty`, expected errors per 100 characters, the default",
-    "uncertainty-per-record": "`select --per-record`, expected errors per record, which favours long records",
+    "uncertainty": "`select --strategy uncertainty`, the most expected errors per record, the default",
+    "uncertainty-per-100-chars": "`select --per-100-chars`, the most expected errors per 100 characters",
     "random": "`select --strategy random`",
 }
 

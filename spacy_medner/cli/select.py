@@ -25,10 +25,10 @@ def select_cli(
     pool: List[Path] = typer.Argument(..., help="Unlabelled records: any input `annotate` reads (.jsonl, .csv, .tsv, .parquet, .txt, each optionally .gz, or folders of .txt)."),
     n: int = typer.Option(..., "--n", help="How many records to choose."),
     output: Path = typer.Option(..., "--output", "-o", help="Tasks to write (.jsonl), best first."),
-    strategy: Strategy = typer.Option(Strategy.uncertainty, "--strategy", help="uncertainty: the most expected errors per 100 characters; random: a seeded random choice."),
+    strategy: Strategy = typer.Option(Strategy.uncertainty, "--strategy", help="uncertainty: the most expected errors per record; random: a seeded random choice."),
     task_format: TaskFormat = typer.Option(TaskFormat.prodigy, "--format", help="prodigy (ner_manual tasks) or doccano (JSON lines)."),
     seed: int = typer.Option(0, "--seed", help="Breaks ties (uncertainty) or draws the records (random); the same seed gives the same tasks."),
-    per_record: bool = typer.Option(False, "--per-record", help="Rank by expected errors per record instead of per 100 characters (favours long records)."),
+    per_100_chars: bool = typer.Option(False, "--per-100-chars", help="Rank by expected errors per 100 characters instead of per record (favours short records; measured worse on CCKS2019, per record and per character read)."),
     exclude: List[Path] = typer.Option([], "--exclude", help="Earlier rounds' tasks or exports (JSON lines with `text`): their records are not chosen again. Repeatable."),
     errors: Optional[Path] = typer.Option(None, "--errors", help="Where bad pool records go (default: OUTPUT_STEM.errors.jsonl beside the output)."),
     text_field: str = typer.Option("text", "--text-field", help="JSON-lines field, CSV/TSV or Parquet column holding the text."),
@@ -49,7 +49,7 @@ def select_cli(
     try:
         summary = select(
             model, pool, output, n, strategy=strategy.value, task_format=task_format.value, seed=seed, errors=errors,
-            text_field=text_field, id_field=id_field, normalise=not per_record, batch_size=batch_size,
+            text_field=text_field, id_field=id_field, normalise=per_100_chars, batch_size=batch_size,
             split_length=split_length, max_chars=max_chars, threads=threads, exclude=exclude,
         )
     except (SelectError, InputError, OutputError) as err:
@@ -65,7 +65,7 @@ def select_cli(
         msg.warn(f"Bad records are listed in {errors or default_errors_path(output)}")
     if summary.selected < n:
         msg.warn(f"The pool holds only {summary.selected:,} usable records; all of them were written (--n {n:,}).")
-    unit = "random key" if strategy == Strategy.random else ("expected errors per record" if per_record else "expected errors per 100 characters")
+    unit = "random key" if strategy == Strategy.random else ("expected errors per 100 characters" if per_100_chars else "expected errors per record")
     pool_mean = f", pool mean {summary.pool_mean_score:.3f}" if summary.pool_mean_score is not None else ""
     msg.text(f"  {strategy.value}, seed {seed}, {summary.seconds:.1f} s")
     msg.text(f"  scores ({unit}): {summary.score_min:.3f} to {summary.score_max:.3f}{pool_mean}")
