@@ -11,7 +11,6 @@ whose bars and labels do not overlap; the whole record shown once, in order.
 A second test draws crossing and deeply stacked mentions, which the toy
 pipeline does not produce, through the page's own code."""
 import json
-import time
 from itertools import combinations
 from typing import List
 
@@ -21,7 +20,7 @@ from spacy_medner.io.entities import doc_entities, doc_mentions
 
 from ..io.trained_span import TEXTS, same_items
 from .test_nested import span_model, span_server  # noqa: F401  (fixtures)
-from .test_review_page import MARKS, PLAIN, ROWS, browser, keep_screenshot, pytestmark  # noqa: F401  (fixtures, skip marks)
+from .test_review_page import MARKS, PLAIN, ROWS, browser, download_json, keep_screenshot, pytestmark  # noqa: F401  (fixtures, skip marks)
 
 # The nested toy texts in one record, a line break and a character outside
 # the BMP (𠮷: two UTF-16 units, one Python character) before the last
@@ -219,13 +218,7 @@ def test_a_clinician_reviews_nested_mentions(span_server, span_model, browser, t
     assert 0 < sum(m["score"] < threshold for m in expected) < review
     assert browser.js("window.__posts") == 0
 
-    browser.click("#download")
-    deadline = time.monotonic() + 30
-    while not (tmp_path / "entities.json").exists():
-        assert time.monotonic() < deadline, "no entities.json downloaded"
-        time.sleep(0.1)
-    time.sleep(0.2)
-    downloaded = json.loads((tmp_path / "entities.json").read_text(encoding="utf8"))
+    downloaded = download_json(browser, tmp_path)
     assert downloaded["text"] == RECORD and downloaded["threshold"] == threshold
     for field, want in (("mentions", expected), ("entities", entities)):
         got = downloaded[field]
@@ -272,10 +265,4 @@ def test_a_crf_ner_answer_shows_no_mentions(server, browser, tmp_path):  # noqa:
     assert status.endswith(" entities.") and "mentions" not in status
     assert not shown(browser, "nested") and not shown(browser, "mention-list")
     assert "mentions" not in browser.js("document.getElementById('summary').textContent")
-    browser.click("#download")
-    deadline = time.monotonic() + 30
-    while not (tmp_path / "entities.json").exists():
-        assert time.monotonic() < deadline, "no entities.json downloaded"
-        time.sleep(0.1)
-    time.sleep(0.2)
-    assert "mentions" not in json.loads((tmp_path / "entities.json").read_text(encoding="utf8"))
+    assert "mentions" not in download_json(browser, tmp_path)

@@ -116,6 +116,20 @@ def keep_screenshot(browser: Chromium, tmp_path: Path, name: str) -> Path:
     return path
 
 
+def download_json(browser: Chromium, folder: Path) -> dict:
+    """Click Download JSON and read the file the browser saved into `folder`
+    (set by Page.setDownloadBehavior)."""
+    path = folder / "entities.json"
+    path.unlink(missing_ok=True)
+    browser.click("#download")
+    deadline = time.monotonic() + 30
+    while not path.exists():
+        assert time.monotonic() < deadline, "no entities.json downloaded"
+        time.sleep(0.1)
+    time.sleep(0.2)  # the file appears before its last write
+    return json.loads(path.read_text(encoding="utf8"))
+
+
 MARKS = """[...document.querySelectorAll('#rendering mark.entity')].map(m => ({
   text: m.firstChild.textContent, label: m.dataset.label, start: +m.dataset.start, end: +m.dataset.end,
   review: m.classList.contains('review'), color: getComputedStyle(m).backgroundColor,
@@ -175,13 +189,7 @@ def test_a_clinician_annotates_a_record_and_reviews_its_entities(scored_server, 
     threshold = 0.3
 
     # The download is the table as JSON.
-    browser.click("#download")
-    deadline = time.monotonic() + 30
-    while not (tmp_path / "entities.json").exists():
-        assert time.monotonic() < deadline, "no entities.json downloaded"
-        time.sleep(0.1)
-    time.sleep(0.2)
-    downloaded = json.loads((tmp_path / "entities.json").read_text(encoding="utf8"))
+    downloaded = download_json(browser, tmp_path)
     assert downloaded["text"] == RECORD and downloaded["threshold"] == threshold
     assert [{k: v for k, v in e.items() if k != "review"} for e in downloaded["entities"]] == expected
     browser.click("#copy")
