@@ -207,6 +207,26 @@ def test_select_cli_doccano_tasks_are_reproducible(model, tmp_path):
     assert not (tmp_path / "a.errors.jsonl").exists()
 
 
+
+@pytest.mark.parametrize("flag,field,unit", [
+    ([], "expected_errors", "expected errors per record"),  # the default: the total (the campaign's finding)
+    (["--per-100-chars"], "errors_per_100_chars", "expected errors per 100 characters"),
+])
+def test_select_cli_ranks_by_the_total_unless_asked_per_100_characters(model, tmp_path, flag, field, unit):
+    from spacy_medner.cli import app
+    import spacy_medner.cli.select  # noqa: F401  (registers the command)
+
+    pool = write_jsonl(tmp_path / "pool.jsonl", pool_rows())
+    out = tmp_path / "tasks.jsonl"
+    result = CliRunner().invoke(app, ["select", model, str(pool), "--n", "8", "--output", str(out), "--id-field", "id", *flag])
+    assert result.exit_code == 0, result.output
+    assert f"scores ({unit})" in result.output
+    metas = [task["meta"] for task in read_jsonl(out)]
+    assert [m["score"] for m in metas] == pytest.approx([m[field] for m in metas], abs=1e-4)
+    assert [m[field] for m in metas] == sorted((m[field] for m in metas), reverse=True)
+    other = "errors_per_100_chars" if field == "expected_errors" else "expected_errors"
+    assert [m[other] for m in metas] != sorted((m[other] for m in metas), reverse=True), "the pool should rank differently by the other figure"
+
 # -- bad input ----------------------------------------------------------------------------------------
 
 
